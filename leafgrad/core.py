@@ -1,0 +1,804 @@
+"""The heart of leafgrad: ``Variable``, ``Parameter``, ``Function`` and the arithmetic operators.
+
+Who holds whom decides what memory lives:
+
+* A ``Variable`` holds its ``creator`` strongly.  A ``Function`` holds its
+  outputs through ``weakref.ref``, so the graph has no reference cycle and
+  reference counting alone frees it when the user drops the final output.
+* A ``Function`` does **not** hold its input Variables.  Its graph edges
+  (``_edges``) name, for each input, either the upstream function and output
+  slot ``(creator, index)``, or the leaf Variable itself (which may receive a
+  gradient), or ``None`` for a constant.  An intermediate array therefore dies
+  as soon as the user drops its Variable, unless a backward formula asked to
+  keep it.
+* A function declares what its backward needs with the class attributes
+  ``retain_inputs`` (input positions whose Variables are kept in
+  ``self.inputs``) and ``retain_outputs`` (output positions whose arrays are
+  kept), plus ``save_for_backward(...)`` for arrays it computed.  A function
+  written the book's way declares nothing (``retain_inputs = None``) and keeps
+  all its inputs in ``self.inputs``, exactly as in DeZero.
+* ``backward()`` releases what each function kept once its backward ran,
+  unless ``retain_graph=True``.
+
+The backward walk itself is in :mod:`leafgrad.engine`.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from leafgrad import utils
+from leafgrad.config import _enable_backprop
+from leafgrad.cuda import array_types, cupy, get_array_module
+
+__all__ = [
+    "Variable", "Parameter", "Function", "as_array", "as_variable",
+    "add", "sub", "rsub", "mul", "div", "rdiv", "neg", "pow",
+    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "AddConstant", "MulConstant", "ConstantSub",
+    "DivConstant", "ConstantDiv",
+]
+
+ArrayLike = Any  # an ndarray (NumPy or CuPy), a NumPy scalar or a Python number
+
+
+# =============================================================================
+# Conversions
+# =============================================================================
+def as_array(x: ArrayLike, array_module=np):
+    """Return ``x`` as an array of ``array_module``; scalars become 0-d arrays (DeZero's ``as_array``)."""
+    if np.isscalar(x):
+        return array_module.array(x)
+    return x
+
+
+def as_variable(obj: Union["Variable", ArrayLike]) -> "Variable":
+    """Return ``obj`` if it is a Variable, else wrap it in a new (gradient-requiring) Variable."""
+    if isinstance(obj, Variable):
+        return obj
+    return Variable(as_array(obj))
+
+
+def _constant(obj: ArrayLike) -> "Variable":
+    """Wrap an array or scalar that a function received directly: a constant, never given a gradient."""
+    if type(obj) is not np.ndarray:
+        if isinstance(obj, (list, tuple)):
+            raise TypeError(f"a {type(obj).__name__} is not supported as a function input; "
+                            "pass a Variable or an ndarray")
+        if not isinstance(obj, array_types):
+            obj = np.asarray(obj)
+    v = Variable(obj)
+    v.requires_grad = False
+    return v
+
+
+def _as_operand(other: Any, like: "Variable"):
+    """Prepare the second operand of an arithmetic operator whose first operand is ``like``.
+
+    A Python or NumPy scalar (or a 0-d array) takes the floating dtype of
+    ``like``, so ``float32_variable * 1.5`` stays float32 under NumPy 2's
+    promotion rules as it did under NumPy 1, and as it does in PyTorch.
+    """
+    if isinstance(other, Variable):
+        return other
+    if isinstance(other, array_types) and other.ndim > 0:
+        return other
+    data = like.data
+    xp = np if cupy is None else get_array_module(data)
+    arr = xp.asarray(other)
+    if data is not None and data.dtype.kind in "fc" and arr.dtype.kind in "biuf" and arr.dtype != data.dtype:
+        arr = arr.astype(data.dtype)
+    return arr
+
+
+def _operands(x0: Any, x1: Any) -> tuple:
+    """The two operands of a binary operator, a scalar one taking the other's floating dtype."""
+    if isinstance(x0, Variable):
+        return x0, _as_operand(x1, x0)
+    if isinstance(x1, Variable):
+        return _as_operand(x0, x1), x1
+    x0 = _constant(x0)
+    return x0, _as_operand(x1, x0)
+
+
+def _scalar(obj: Any) -> Any:
+    """``obj`` as a Python number if it is a scalar (Python, NumPy, or a 0-d array), else None.
+
+    Python numbers are "weak" in NumPy's promotion (1.26 and 2.x alike), so
+    ``float32 * 1.5`` stays float32; a NumPy float64 scalar would not, hence ``item()``.
+    """
+    if type(obj) is float or type(obj) is int:
+        return obj
+    if isinstance(obj, np.generic) or (isinstance(obj, array_types) and obj.ndim == 0):
+        if obj.dtype.kind in "iuf":
+            return obj.item()
+    return None
+
+
+# =============================================================================
+# Variable
+# =============================================================================
+class Variable:
+    """An array that remembers the function that made it, so gradients can flow back through it.
+
+    ``Variable(data, name=None)`` with ``data`` an ndarray (NumPy, or CuPy when
+    installed) or ``None``.  Gradients are stored in ``grad`` as Variables.
+    """
+
+    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad",
+                 "_output_index", "__weakref__")
+    # NumPy defers to our reflected operators: ``ndarray * Variable`` is a Variable.
+    __array_priority__ = 200
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, name: Optional[str] = None) -> None:
+        if data is not None and not isinstance(data, array_types):
+            raise TypeError("{} is not supported".format(type(data)))
+        self.data = data
+        self.name = name
+        self.grad: Optional[Variable] = None
+        self.creator: Optional[Function] = None
+        self.generation = 0
+        self.requires_grad = True
+        self._output_index = 0
+
+    # ---- array-like properties -------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        """The shape of ``data``."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions of ``data``."""
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """The number of elements of ``data``."""
+        return self.data.size
+
+    @property
+    def dtype(self):
+        """The dtype of ``data``."""
+        return self.data.dtype
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        if self.data is None:
+            return "variable(None)"
+        p = str(self.data).replace("\n", "\n" + " " * 9)
+        return "variable(" + p + ")"
+
+    # ---- graph -------------------------------------------------------------------
+    def set_creator(self, func: "Function") -> None:
+        """Record ``func`` as the function that produced this Variable."""
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def unchain(self) -> None:
+        """Forget the creator: this Variable becomes a leaf."""
+        self.creator = None
+
+    def cleargrad(self) -> None:
+        """Drop the stored gradient."""
+        self.grad = None
+
+    def unchain_backward(self) -> None:
+        """Cut the graph above this Variable: every Variable upstream forgets its creator.
+
+        This Variable keeps its own creator (as in DeZero); functions upstream
+        become unreachable and are freed by reference counting.
+        """
+        from leafgrad.engine import unchain_graph
+        unchain_graph(self)
+
+    def backward(self, retain_grad: bool = False, create_graph: bool = False,
+                 retain_graph: Optional[bool] = None) -> None:
+        """Compute the gradient of this Variable with respect to every leaf that led to it.
+
+        ``retain_grad``: also keep ``grad`` on intermediate Variables still alive.
+        ``create_graph``: record the backward computation, for higher-order gradients.
+        ``retain_graph``: keep each function's saved data after use (default: ``create_graph``),
+        needed to call backward through the same graph again.
+        """
+        from leafgrad.engine import run_backward
+        if self.creator is None:  # a leaf: its gradient with respect to itself
+            if self.grad is None:
+                xp = get_array_module(self.data)
+                self.grad = Variable(xp.ones_like(self.data))
+            return
+        run_backward([self], [self.grad], retain_grad=retain_grad,
+                     create_graph=create_graph, retain_graph=retain_graph)
+
+    # ---- beyond DeZero -------------------------------------------------------------
+    def item(self) -> Any:
+        """The single element of ``data`` as a Python number."""
+        return self.data.item()
+
+    def detach(self) -> "Variable":
+        """A new Variable sharing ``data``, outside any graph, not requiring a gradient."""
+        v = Variable(self.data, self.name)
+        v.requires_grad = False
+        return v
+
+    def numpy(self) -> np.ndarray:
+        """``data`` as a NumPy array (copied from the GPU if needed)."""
+        from leafgrad.cuda import as_numpy
+        return as_numpy(self.data)
+
+    def to_cpu(self) -> None:
+        """Move ``data`` to NumPy."""
+        if self.data is not None:
+            from leafgrad.cuda import as_numpy
+            self.data = as_numpy(self.data)
+
+    def to_gpu(self) -> None:
+        """Move ``data`` to CuPy."""
+        if self.data is not None:
+            from leafgrad.cuda import as_cupy
+            self.data = as_cupy(self.data)
+
+    # ---- methods that call functions -----------------------------------------------
+    def reshape(self, *shape: Any) -> "Variable":
+        """``F.reshape``; accepts ``x.reshape(2, 3)`` and ``x.reshape((2, 3))``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return _functions().reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> "Variable":
+        """``F.transpose``; accepts ``x.transpose()``, ``x.transpose(1, 0)`` and ``x.transpose((1, 0))``."""
+        if len(axes) == 0:
+            axes = None
+        elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
+            axes = axes[0]
+        return _functions().transpose(self, axes)
+
+    @property
+    def T(self) -> "Variable":
+        """The transpose (all axes reversed)."""
+        return _functions().transpose(self)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> "Variable":
+        """``F.sum`` over ``axis``."""
+        return _functions().sum(self, axis, keepdims)
+
+    def matmul(self, other: Any) -> "Variable":
+        """``F.matmul(self, other)``."""
+        return _functions().matmul(self, other)
+
+    dot = matmul
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> "Variable":
+        """``F.max`` over ``axis``."""
+        return _functions().max(self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> "Variable":
+        """``F.min`` over ``axis``."""
+        return _functions().min(self, axis, keepdims)
+
+    def __getitem__(self, slices: Any) -> "Variable":
+        return _functions().get_item(self, slices)
+
+    # ---- operators ---------------------------------------------------------------
+    def __add__(self, other: Any) -> "Variable":
+        return add(self, other)
+
+    def __radd__(self, other: Any) -> "Variable":
+        return add(self, other)
+
+    def __sub__(self, other: Any) -> "Variable":
+        return sub(self, other)
+
+    def __rsub__(self, other: Any) -> "Variable":
+        return rsub(self, other)
+
+    def __mul__(self, other: Any) -> "Variable":
+        return mul(self, other)
+
+    def __rmul__(self, other: Any) -> "Variable":
+        return mul(self, other)
+
+    def __truediv__(self, other: Any) -> "Variable":
+        return div(self, other)
+
+    def __rtruediv__(self, other: Any) -> "Variable":
+        return rdiv(self, other)
+
+    def __neg__(self) -> "Variable":
+        return neg(self)
+
+    def __pow__(self, c: Any) -> "Variable":
+        return pow(self, c)
+
+    def __matmul__(self, other: Any) -> "Variable":
+        return _functions().matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> "Variable":
+        return _functions().matmul(other, self)
+
+    # Variables compare by identity (they are dictionary keys in user code, as in DeZero).
+    __hash__ = object.__hash__
+
+
+class Parameter(Variable):
+    """A Variable that a ``Layer`` registers as one of its trainable parameters."""
+
+    __slots__ = ()
+
+
+def _functions():
+    """The ``leafgrad.functions`` module (imported on first use: it imports this module)."""
+    import leafgrad.functions as F
+    return F
+
+
+# =============================================================================
+# Function
+# =============================================================================
+class Function:
+    """A differentiable operation: ``forward`` on arrays, ``backward`` on Variables.
+
+    Subclasses implement ``forward(*xs)`` (arrays in, array or tuple of arrays
+    out) and ``backward(*gys)`` (Variables in, Variable or tuple out; ``None``
+    for an input that gets no gradient).  Written that way, with nothing
+    declared, a function keeps its input Variables in ``self.inputs`` as the
+    book's does.
+
+    To keep less, declare what backward needs:
+
+    * ``retain_inputs = (0, 1)``: only these input Variables are kept in
+      ``self.inputs`` (other positions hold ``None``); ``()`` keeps none.
+    * ``retain_outputs = (0,)``: these outputs' arrays are kept; backward gets
+      them as graph-connected Variables with ``self.output_variable(i)``, or as
+      arrays in ``self.output_data``.
+    * ``self.save_for_backward(*arrays)`` in ``forward``: arrays it computed,
+      read back from ``self.saved``.
+
+    A function may also define ``backward_array(*gys)``: the same formula on
+    plain arrays, used for first-order gradients (``create_graph=False``) to
+    avoid building Variables that nobody keeps.
+    """
+
+    #: Input positions whose Variables backward reads; None keeps them all (the book's way).
+    retain_inputs: Optional[tuple] = None
+    #: Output positions whose arrays backward reads.
+    retain_outputs: tuple = ()
+    #: Set on subclasses that define ``backward_array``.
+    _has_backward_array = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._has_backward_array = cls.backward_array is not Function.backward_array
+
+    def __call__(self, *inputs: Any) -> Union[Variable, list]:
+        inputs = [x if isinstance(x, Variable) else _constant(x) for x in inputs]
+        xs = [x.data for x in inputs]
+        try:
+            ys = self.forward(*xs)
+        except (ValueError, IndexError, TypeError) as err:
+            raise _explain(err, self, xs) from err
+        if isinstance(ys, tuple):
+            outputs = [Variable(y if isinstance(y, array_types) else np.asarray(y)) for y in ys]
+        else:  # one output: the common case, kept short
+            outputs = None
+            ys = Variable(ys if isinstance(ys, array_types) else np.asarray(ys))
+
+        if _enable_backprop.get():
+            # Graph edges, one per input: the creator itself for a computed input that is
+            # its creator's output 0, (creator, index) for another output, the Variable for
+            # a leaf that wants a gradient, None for a constant.
+            edges = []
+            generation = 0
+            for x in inputs:
+                creator = x.creator
+                if creator is not None:
+                    edges.append(creator if x._output_index == 0 else (creator, x._output_index))
+                    if x.generation > generation:
+                        generation = x.generation
+                elif x.requires_grad:
+                    edges.append(x)
+                else:
+                    edges.append(None)
+            if edges.count(None) < len(edges):  # something upstream wants a gradient
+                self._record(inputs, outputs if outputs is not None else [ys], edges, generation)
+        return ys if outputs is None else (outputs if len(outputs) > 1 else outputs[0])
+
+    def _record(self, inputs: list, outputs: list, edges: list, generation: int) -> None:
+        """Link this function into the graph, keeping only what backward declared it needs."""
+        self.generation = generation
+        self._edges = edges
+        generation += 1
+        for i, y in enumerate(outputs):
+            y.creator = self
+            y.generation = generation
+            y._output_index = i
+        self.outputs = [weakref.ref(y) for y in outputs]
+        retain = self.retain_inputs
+        if retain is None:
+            self.inputs = inputs
+        elif retain:
+            self.inputs = [x if i in retain else None for i, x in enumerate(inputs)]
+        retain = self.retain_outputs
+        if retain:
+            self.output_data = [y.data if i in retain else None for i, y in enumerate(outputs)]
+        if len(outputs) > 1:
+            self._output_meta = [(y.shape, y.dtype) for y in outputs]
+
+    def forward(self, *xs: Any) -> Any:
+        """Compute the outputs from input arrays."""
+        raise NotImplementedError()
+
+    def backward(self, *gys: Variable) -> Any:
+        """Compute the input gradients (Variables) from the output gradients (Variables)."""
+        raise NotImplementedError()
+
+    def backward_array(self, *gys: Any) -> Any:
+        """Optional: ``backward`` on plain arrays, for first-order gradients."""
+        raise NotImplementedError()
+
+    # ---- what backward may read ---------------------------------------------------
+    def save_for_backward(self, *arrays: Any) -> None:
+        """Keep arrays computed in ``forward`` for ``backward``; read them back as ``self.saved``."""
+        self.saved = arrays
+
+    def output_variable(self, i: int = 0) -> Variable:
+        """Output ``i`` as a Variable connected to the graph (declared in ``retain_outputs``).
+
+        The user's Variable if it is still alive, otherwise a new one on the
+        kept array that sits at the same place in the graph.
+        """
+        y = self.outputs[i]()
+        if y is None:
+            data = self.output_data[i] if self.output_data is not None else None
+            if data is None:
+                raise RuntimeError(f"{type(self).__name__}: output {i} was not retained for backward "
+                                   "(declare it in retain_outputs)")
+            y = Variable(data)
+            y.creator = self
+            y.generation = self.generation + 1
+            y._output_index = i
+        return y
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        """For each input, whether backward must produce its gradient (False for constants)."""
+        return tuple(e is not None for e in self._edges)
+
+    def _release(self) -> None:
+        """Drop everything kept for backward and the graph edges (after a non-retained backward)."""
+        self.inputs = None
+        self.output_data = None
+        self.saved = None
+        self._edges = None
+
+    # Defaults, so that reading them on a function that kept nothing is not an error.
+    inputs: Optional[list] = None
+    outputs: list = []
+    output_data: Optional[list] = None
+    saved: Optional[tuple] = None
+    generation = 0
+    _edges: Optional[list] = None
+
+
+def _explain(err: Exception, func: Function, xs: Sequence[Any]) -> Exception:
+    """Re-raise a NumPy error from ``forward`` with the function's name and its input shapes."""
+    name = type(func).__name__
+    message = str(err)
+    if message.startswith(name) or message.startswith(name.lower()):
+        return err
+    shapes = ", ".join(str(getattr(x, "shape", type(x).__name__)) for x in xs)
+    text = f"{name}: {message} (input shapes: {shapes})"
+    try:
+        return type(err)(text)
+    except Exception:
+        return ValueError(text)
+
+
+# =============================================================================
+# Arithmetic (the operators of Variable)
+# =============================================================================
+class Add(Function):
+    """``x0 + x1`` with broadcasting."""
+
+    retain_inputs = ()
+
+    def forward(self, x0, x1):
+        self.x0_shape, self.x1_shape = x0.shape, x1.shape
+        return x0 + x1
+
+    def backward(self, gy):
+        gx0, gx1 = gy, gy
+        if self.x0_shape != self.x1_shape:
+            F = _functions()
+            gx0 = F.sum_to(gx0, self.x0_shape)
+            gx1 = F.sum_to(gx1, self.x1_shape)
+        return gx0, gx1
+
+    def backward_array(self, gy):
+        if self.x0_shape == self.x1_shape:
+            return gy, gy
+        return utils.sum_to(gy, self.x0_shape), utils.sum_to(gy, self.x1_shape)
+
+
+def add(x0: Any, x1: Any) -> Variable:
+    """``x0 + x1``."""
+    if isinstance(x0, Variable):
+        c = _scalar(x1)
+        if c is not None:
+            return AddConstant(c)(x0)
+    elif isinstance(x1, Variable):
+        c = _scalar(x0)
+        if c is not None:
+            return AddConstant(c)(x1)
+    return Add()(*_operands(x0, x1))
+
+
+class AddConstant(Function):
+    """``x + c`` for a scalar constant ``c`` (kept as a number, not as a graph node)."""
+
+    retain_inputs = ()
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x + self.c
+
+    def backward(self, gy):
+        return gy
+
+    def backward_array(self, gy):
+        return gy
+
+
+class Mul(Function):
+    """``x0 * x1`` with broadcasting."""
+
+    retain_inputs = (0, 1)
+
+    def forward(self, x0, x1):
+        return x0 * x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        gx0 = gy * x1
+        gx1 = gy * x0
+        if x0.shape != x1.shape:
+            F = _functions()
+            gx0 = F.sum_to(gx0, x0.shape)
+            gx1 = F.sum_to(gx1, x1.shape)
+        return gx0, gx1
+
+    def backward_array(self, gy):
+        x0, x1 = self.inputs
+        e0, e1 = self._edges
+        gx0 = None if e0 is None else utils.sum_to(gy * x1.data, x0.data.shape)
+        gx1 = None if e1 is None else utils.sum_to(gy * x0.data, x1.data.shape)
+        return gx0, gx1
+
+
+def mul(x0: Any, x1: Any) -> Variable:
+    """``x0 * x1``."""
+    if isinstance(x0, Variable):
+        c = _scalar(x1)
+        if c is not None:
+            return MulConstant(c)(x0)
+    elif isinstance(x1, Variable):
+        c = _scalar(x0)
+        if c is not None:
+            return MulConstant(c)(x1)
+    return Mul()(*_operands(x0, x1))
+
+
+class MulConstant(Function):
+    """``x * c`` for a scalar constant ``c``."""
+
+    retain_inputs = ()
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x * self.c
+
+    def backward(self, gy):
+        return gy * self.c
+
+    def backward_array(self, gy):
+        return gy * self.c
+
+
+class Neg(Function):
+    """``-x``."""
+
+    retain_inputs = ()
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+    def backward_array(self, gy):
+        return -gy
+
+
+def neg(x: Any) -> Variable:
+    """``-x``."""
+    return Neg()(x)
+
+
+class Sub(Function):
+    """``x0 - x1`` with broadcasting."""
+
+    retain_inputs = ()
+
+    def forward(self, x0, x1):
+        self.x0_shape, self.x1_shape = x0.shape, x1.shape
+        return x0 - x1
+
+    def backward(self, gy):
+        gx0, gx1 = gy, -gy
+        if self.x0_shape != self.x1_shape:
+            F = _functions()
+            gx0 = F.sum_to(gx0, self.x0_shape)
+            gx1 = F.sum_to(gx1, self.x1_shape)
+        return gx0, gx1
+
+    def backward_array(self, gy):
+        gx1 = None if self._edges[1] is None else utils.sum_to(-gy, self.x1_shape)
+        return utils.sum_to(gy, self.x0_shape), gx1
+
+
+def sub(x0: Any, x1: Any) -> Variable:
+    """``x0 - x1``."""
+    if isinstance(x0, Variable):
+        c = _scalar(x1)
+        if c is not None:
+            return AddConstant(-c)(x0)
+    elif isinstance(x1, Variable):
+        c = _scalar(x0)
+        if c is not None:
+            return ConstantSub(c)(x1)
+    return Sub()(*_operands(x0, x1))
+
+
+def rsub(x0: Any, x1: Any) -> Variable:
+    """``x1 - x0`` (the reflected ``-``)."""
+    return sub(x1, x0)
+
+
+class ConstantSub(Function):
+    """``c - x`` for a scalar constant ``c``."""
+
+    retain_inputs = ()
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return self.c - x
+
+    def backward(self, gy):
+        return -gy
+
+    def backward_array(self, gy):
+        return -gy
+
+
+class Div(Function):
+    """``x0 / x1`` with broadcasting."""
+
+    retain_inputs = (0, 1)
+
+    def forward(self, x0, x1):
+        return x0 / x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        gx0 = gy / x1
+        gx1 = gy * (-x0 / x1 ** 2)
+        if x0.shape != x1.shape:
+            F = _functions()
+            gx0 = F.sum_to(gx0, x0.shape)
+            gx1 = F.sum_to(gx1, x1.shape)
+        return gx0, gx1
+
+    def backward_array(self, gy):
+        x0, x1 = self.inputs[0].data, self.inputs[1].data
+        e0, e1 = self._edges
+        gx0 = None if e0 is None else utils.sum_to(gy / x1, x0.shape)
+        gx1 = None if e1 is None else utils.sum_to(gy * (-x0 / (x1 * x1)), x1.shape)
+        return gx0, gx1
+
+
+def div(x0: Any, x1: Any) -> Variable:
+    """``x0 / x1``."""
+    if isinstance(x0, Variable):
+        c = _scalar(x1)
+        if c is not None:
+            return DivConstant(c)(x0)
+    elif isinstance(x1, Variable):
+        c = _scalar(x0)
+        if c is not None:
+            return ConstantDiv(c)(x1)
+    return Div()(*_operands(x0, x1))
+
+
+def rdiv(x0: Any, x1: Any) -> Variable:
+    """``x1 / x0`` (the reflected ``/``)."""
+    return div(x1, x0)
+
+
+class DivConstant(Function):
+    """``x / c`` for a scalar constant ``c``."""
+
+    retain_inputs = ()
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x / self.c
+
+    def backward(self, gy):
+        return gy / self.c
+
+    def backward_array(self, gy):
+        return gy / self.c
+
+
+class ConstantDiv(Function):
+    """``c / x`` for a scalar constant ``c``; backward reads ``x``."""
+
+    retain_inputs = (0,)
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return self.c / x
+
+    def backward(self, gy):
+        x, = self.inputs
+        return gy * (-self.c) / (x * x)
+
+    def backward_array(self, gy):
+        x = self.inputs[0].data
+        return gy * (-self.c) / (x * x)
+
+
+class Pow(Function):
+    """``x ** c`` for a constant exponent ``c``."""
+
+    retain_inputs = (0,)
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x ** self.c
+
+    def backward(self, gy):
+        x, = self.inputs
+        c = self.c
+        return c * x ** (c - 1) * gy
+
+    def backward_array(self, gy):
+        x = self.inputs[0].data
+        c = self.c
+        return c * x ** (c - 1) * gy
+
+
+def pow(x: Any, c: Any) -> Variable:
+    """``x ** c``; ``c`` is a constant (a Python or NumPy number)."""
+    if isinstance(c, Variable):
+        raise TypeError("pow: the exponent must be a constant number, not a Variable "
+                        "(write exp(c * log(x)) for a variable exponent)")
+    if isinstance(c, np.generic):
+        c = c.item()  # a NumPy float64 exponent would turn float32 into float64 under NumPy 2
+    return Pow(c)(x)

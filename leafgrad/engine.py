@@ -1,0 +1,266 @@
+"""The backward walk: ``run_backward`` (behind ``Variable.backward``), ``grad`` and ``unchain_graph``.
+
+Functions are visited in decreasing generation order, taken from a heap
+(O(N log N); DeZero re-sorts a list on every insertion, O(N^2) on wide graphs).
+Gradients are accumulated per function output slot while the walk goes on, so
+intermediate Variables need not be alive.  The walk is a loop, never a
+recursion: a chain of a million functions goes backward without
+``RecursionError``.
+
+When ``create_graph`` is False, gradients are plain arrays and a function's
+``backward_array`` (if it has one) computes them without building Variables;
+otherwise its ``backward`` runs on Variables with graph recording off.  When
+``create_graph`` is True, ``backward`` runs on Variables with recording on, so
+the gradients can themselves be differentiated.
+"""
+from __future__ import annotations
+
+import heapq
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from leafgrad.config import _enable_backprop
+from leafgrad.core import Function, Variable
+from leafgrad.cuda import array_types, get_array_module
+
+__all__ = ["run_backward", "grad", "unchain_graph"]
+
+_FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or to read data already freed): "
+    "the saved data of {name} was released after the first backward. "
+    "Pass retain_graph=True to the first backward() to keep it."
+)
+
+
+def _freed_error(func: Function) -> RuntimeError:
+    return RuntimeError(_FREED_MESSAGE.format(name=type(func).__name__))
+
+
+def _ones_like(data: Any, create_graph: bool) -> Any:
+    xp = get_array_module(data)
+    seed = xp.ones_like(data)
+    return Variable(seed) if create_graph else seed
+
+
+def _wrap(g: Any) -> Variable:
+    """A gradient array as a Variable (NumPy turns 0-d results into scalars: make them arrays again)."""
+    return Variable(g if isinstance(g, array_types) else np.asarray(g))
+
+
+def _as_grad(g: Any, create_graph: bool) -> Any:
+    """Normalise a user-given or formula-returned gradient to an array, or to a Variable."""
+    if g is None:
+        return None
+    if create_graph:
+        return g if isinstance(g, Variable) else _wrap(g)
+    return g.data if isinstance(g, Variable) else g
+
+
+def _call_backward(f: Function, gys: list, create_graph: bool) -> tuple:
+    """Run ``f``'s backward formula on the output gradients; return a tuple of input gradients."""
+    if create_graph:
+        gxs = f.backward(*gys)
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        return tuple(_as_grad(g, True) for g in gxs)
+    if f._has_backward_array:
+        gxs = f.backward_array(*gys)
+        return gxs if isinstance(gxs, tuple) else (gxs,)
+    # A function with only a Variable backward: wrap, run (recording is off here), unwrap.
+    gxs = f.backward(*[None if g is None else _wrap(g) for g in gys])
+    if not isinstance(gxs, tuple):
+        gxs = (gxs,)
+    return tuple(_as_grad(g, False) for g in gxs)
+
+
+def run_backward(outputs: Sequence[Variable], grad_outputs: Sequence[Any], *,
+                 retain_grad: bool = False, create_graph: bool = False,
+                 retain_graph: Optional[bool] = None,
+                 inputs: Optional[Sequence[Variable]] = None) -> Optional[list]:
+    """Propagate gradients from ``outputs`` back through the graph.
+
+    With ``inputs`` None, leaf gradients are accumulated into ``.grad`` (and
+    intermediate ones too when ``retain_grad``).  With ``inputs`` given, nothing
+    is stored: the gradients of those Variables are returned as a list.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    token = _enable_backprop.set(bool(create_graph))
+    try:
+        return _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs)
+    finally:
+        _enable_backprop.reset(token)
+
+
+def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs):
+    pending: dict = {}   # Function -> list of accumulated gradients, one per output slot
+    heap: list = []      # (-generation, sequence number, Function)
+    leaves: dict = {}    # id(Variable) -> [Variable, accumulated gradient]
+    counter = 0
+    capture = inputs is not None
+    # Intermediate Variables whose gradient grad() must return: id(creator) -> {slot: position}
+    wanted_slots: dict = {}
+    results: list = [None] * len(inputs) if capture else []
+    if capture:
+        for pos, x in enumerate(inputs):
+            if x.creator is not None:
+                wanted_slots.setdefault(id(x.creator), {}).setdefault(x._output_index, []).append(pos)
+
+    for y, gy in zip(outputs, grad_outputs):
+        if gy is None:
+            gy = _ones_like(y.data, create_graph)
+        else:
+            gy = _as_grad(gy, create_graph)
+        f = y.creator
+        if f is None:
+            entry = leaves.get(id(y))
+            if entry is None:
+                leaves[id(y)] = [y, gy]
+            else:
+                entry[1] = entry[1] + gy
+            continue
+        if f._edges is None:
+            raise _freed_error(f)
+        if not capture and y.grad is not None:
+            y.grad = None  # it was the seed; it comes back below when retain_grad
+        slots = pending.get(f)
+        if slots is None:
+            slots = pending[f] = [None] * len(f.outputs)
+            heapq.heappush(heap, (-f.generation, counter, f))
+            counter += 1
+        i = y._output_index
+        slots[i] = gy if slots[i] is None else slots[i] + gy
+
+    while heap:
+        f = heapq.heappop(heap)[2]
+        gys = pending.pop(f)
+        edges = f._edges
+        if edges is None:
+            raise _freed_error(f)
+
+        if retain_grad:
+            for ref, g in zip(f.outputs, gys):
+                y = ref()
+                if y is not None and g is not None:
+                    g = g if create_graph else _wrap(g)
+                    y.grad = g if y.grad is None else y.grad + g
+        if capture and id(f) in wanted_slots:
+            for slot, positions in wanted_slots[id(f)].items():
+                for pos in positions:
+                    results[pos] = gys[slot]
+
+        if len(gys) > 1 and None in gys:
+            gys = _fill_missing(f, gys, create_graph)
+        gxs = _call_backward(f, gys, create_graph)
+        if len(gxs) != len(edges):
+            raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
+                             f"for {len(edges)} inputs")
+
+        for edge, gx in zip(edges, gxs):
+            if gx is None or edge is None:
+                continue
+            if isinstance(edge, Variable):  # a leaf
+                entry = leaves.get(id(edge))
+                if entry is None:
+                    leaves[id(edge)] = [edge, gx]
+                else:
+                    entry[1] = entry[1] + gx
+                continue
+            if type(edge) is tuple:
+                creator, i = edge
+            else:
+                creator, i = edge, 0
+            slots = pending.get(creator)
+            if slots is None:
+                if creator._edges is None:
+                    raise _freed_error(creator)
+                slots = pending[creator] = [None] * len(creator.outputs)
+                heapq.heappush(heap, (-creator.generation, counter, creator))
+                counter += 1
+                slots[i] = gx
+            else:
+                slots[i] = gx if slots[i] is None else slots[i] + gx
+        if not retain_graph:
+            f._release()
+
+    if capture:
+        for pos, x in enumerate(inputs):
+            if x.creator is None:
+                entry = leaves.get(id(x))
+                results[pos] = None if entry is None else entry[1]
+        return [None if g is None else (g if create_graph else _wrap(g)) for g in results]
+
+    for x, g in leaves.values():
+        if not create_graph:
+            g = _wrap(g)
+        x.grad = g if x.grad is None else x.grad + g
+    return None
+
+
+def _fill_missing(f: Function, gys: list, create_graph: bool) -> list:
+    """Zeros for the outputs of a multi-output function that received no gradient."""
+    meta = f._output_meta
+    filled = []
+    for g, (shape, dtype) in zip(gys, meta):
+        if g is None:
+            present = next(other for other in gys if other is not None)
+            g = get_array_module(present).zeros(shape, dtype)
+            if create_graph:
+                g = Variable(g)
+        filled.append(g)
+    return filled
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None,
+         retain_graph: Optional[bool] = None, create_graph: bool = False) -> list:
+    """Return the gradients of ``outputs`` with respect to ``inputs`` as a list, storing nothing in ``.grad``.
+
+    ``outputs`` and ``inputs`` are Variables or sequences of them; ``grad_outputs``
+    (default: ones) weights each output.  The gradient of an input that
+    ``outputs`` do not depend on is ``None``.  With ``create_graph=True`` the
+    returned gradients can be differentiated again; no reference cycle is made.
+    """
+    outputs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Variable) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, (Variable,) + array_types):
+        grad_outputs = [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for x in inputs:
+        if not isinstance(x, Variable):
+            raise TypeError(f"grad: inputs must be Variables, got {type(x).__name__}")
+    return run_backward(outputs, grad_outputs, create_graph=create_graph,
+                        retain_graph=retain_graph, inputs=inputs)
+
+
+def unchain_graph(var: Variable) -> None:
+    """Cut every edge above ``var``: upstream Variables forget their creators (``unchain_backward``)."""
+    if var.creator is None:
+        return
+    stack = [var.creator]
+    seen = {id(var.creator)}
+    while stack:
+        f = stack.pop()
+        edges = f._edges
+        if edges is None:
+            continue
+        for k, edge in enumerate(edges):
+            if edge is None or isinstance(edge, Variable):
+                continue
+            creator, i = edge if type(edge) is tuple else (edge, 0)
+            x = creator.outputs[i]()
+            if x is not None:
+                x.unchain()
+            edges[k] = None
+            if id(creator) not in seen:
+                seen.add(id(creator))
+                stack.append(creator)
+        if f.inputs is not None:
+            for x in f.inputs:
+                if x is not None and x.creator is not None:
+                    x.unchain()

@@ -1,0 +1,242 @@
+"""Draw a computational graph: ``get_dot_graph`` (DOT text) and ``plot_dot_graph`` (an image through Graphviz).
+
+The walk follows the graph edges that leafgrad really keeps (``Function._edges``,
+see docs/internals.md), so the picture also shows the memory model:
+
+* a Variable that is still alive is an orange oval, labelled with its name
+  (and, when ``verbose``, its shape and dtype), as in DeZero;
+* an intermediate Variable that the user has dropped is a dashed oval labelled
+  ``(freed)``: the graph remembers that it existed, not its array;
+* a dropped Variable whose array a backward formula kept (``retain_outputs``)
+  is a dashed light-orange oval labelled ``(array kept)``;
+* a constant (an array or number a function wrapped itself, never given a
+  gradient) is a grey oval;
+* a function whose saved data a ``backward()`` released (``retain_graph=False``)
+  is a grey box labelled ``(released)``: the walk cannot go above it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from typing import Any, Optional
+
+__all__ = ["get_dot_graph", "plot_dot_graph", "GRAPHVIZ_HINT"]
+
+#: What to tell a user whose machine has no ``dot`` program.
+GRAPHVIZ_HINT = ("install Graphviz to render it (Debian/Ubuntu: apt-get install graphviz; "
+                 "macOS: brew install graphviz; conda: conda install graphviz)")
+
+_ALIVE = 'color=orange, style=filled'
+_KEPT = 'color=orange, fillcolor="#ffe0b3", style="filled,dashed"'
+_FREED = 'color=gray50, fontcolor=gray40, style=dashed'
+_CONST = 'color=gray80, style=filled'
+_FUNC = 'color=lightblue, style=filled, shape=box'
+_RELEASED = 'color=gray80, style=filled, shape=box, fontcolor=gray30'
+
+
+def _quote(text: str) -> str:
+    """``text`` as a DOT double-quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _describe(data: Any) -> str:
+    """``'(2, 3) float32'`` for an array (DeZero prints ``str(shape) + ' ' + str(dtype)``)."""
+    return f"{data.shape} {data.dtype}"
+
+
+def _var_label(var: Any, verbose: bool) -> str:
+    name = "" if var.name is None else str(var.name)
+    if verbose and var.data is not None:
+        if name:
+            name += ": "
+        name += _describe(var.data)
+    return name
+
+
+def _function_of(edge: Any):
+    """``(creator, index)`` for an edge that points at a function output, else None."""
+    from leafgrad.core import Function
+    if isinstance(edge, Function):
+        return edge, 0
+    if type(edge) is tuple:
+        return edge
+    return None
+
+
+def get_dot_graph(output: Any, verbose: bool = True) -> str:
+    """Return the DOT text of the graph of functions and Variables that led to ``output``.
+
+    ``verbose`` adds shapes and dtypes to the Variable labels.  Render the text
+    with Graphviz's ``dot`` (see :func:`plot_dot_graph`).  Intermediate
+    Variables that are no longer alive still appear, labelled ``(freed)``.
+    """
+    from leafgrad.core import Variable
+    if not isinstance(output, Variable):
+        raise TypeError(f"get_dot_graph: expected a Variable, got {type(output).__name__}")
+
+    lines: list = []
+    node_ids: dict = {}       # a key (a Variable, or (function, slot)) -> DOT node id
+    drawn_vars: set = set()
+
+    def node_id(key: Any) -> str:
+        k = id(key) if not isinstance(key, tuple) else (id(key[0]), key[1])
+        if k not in node_ids:
+            node_ids[k] = f"n{len(node_ids)}"
+        return node_ids[k]
+
+    def draw_leaf(var: Variable) -> str:
+        nid = node_id(var)
+        if nid not in drawn_vars:
+            drawn_vars.add(nid)
+            style = _ALIVE if var.requires_grad else _CONST
+            lines.append(f"{nid} [label={_quote(_var_label(var, verbose))}, {style}]")
+        return nid
+
+    def draw_output(func: Any, slot: int) -> str:
+        """The node for output ``slot`` of ``func``: the live Variable, or what the graph still knows."""
+        nid = node_id((func, slot))
+        if nid in drawn_vars:
+            return nid
+        drawn_vars.add(nid)
+        refs = func.outputs or []
+        var = refs[slot]() if slot < len(refs) else None
+        if var is not None:
+            lines.append(f"{nid} [label={_quote(_var_label(var, verbose))}, {_ALIVE}]")
+            return nid
+        kept = func.output_data[slot] if func.output_data is not None else None
+        if kept is not None:
+            label = "(array kept)" + (f"\n{_describe(kept)}" if verbose else "")
+            lines.append(f"{nid} [label={_quote(label)}, {_KEPT}]")
+        else:
+            lines.append(f"{nid} [label={_quote('(freed)')}, {_FREED}]")
+        return nid
+
+    def draw_constant(func: Any, k: int) -> str:
+        nid = f"c{len(node_ids)}"
+        node_ids[("const", id(func), k)] = nid
+        label = "const"
+        inputs = func.inputs
+        if verbose and inputs is not None and k < len(inputs) and inputs[k] is not None:
+            label += "\n" + _describe(inputs[k].data)
+        lines.append(f"{nid} [label={_quote(label)}, {_CONST}]")
+        return nid
+
+    if output.creator is None:
+        draw_leaf(output)
+        return "digraph g {\n" + "\n".join(lines) + "\n}"
+
+    out_func = output.creator
+    out_id = node_id((out_func, output._output_index))
+    drawn_vars.add(out_id)
+    lines.append(f"{out_id} [label={_quote(_var_label(output, verbose))}, {_ALIVE}]")
+
+    stack = [out_func]
+    seen = {id(out_func)}
+    while stack:
+        func = stack.pop()
+        fid = node_id(func)
+        edges = func._edges
+        name = type(func).__name__
+        if edges is None:
+            lines.append(f"{fid} [label={_quote(name + chr(10) + '(released)')}, {_RELEASED}]")
+        else:
+            lines.append(f"{fid} [label={_quote(name)}, {_FUNC}]")
+        for slot in range(len(func.outputs or [])):
+            lines.append(f"{fid} -> {draw_output(func, slot)}")
+        if edges is None:
+            continue
+        for k, edge in enumerate(edges):
+            if edge is None:
+                src = draw_constant(func, k)
+            elif isinstance(edge, Variable):
+                src = draw_leaf(edge)
+            else:
+                creator, slot = _function_of(edge)
+                src = draw_output(creator, slot)
+                if id(creator) not in seen:
+                    seen.add(id(creator))
+                    stack.append(creator)
+            lines.append(f"{src} -> {fid}")
+    return "digraph g {\n" + "\n".join(lines) + "\n}"
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dot", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def render_dot(dot_text: str, to_file: str) -> str:
+    """Render DOT text to ``to_file`` (format from its extension; ``.dot`` writes the text itself).
+
+    Returns the path written.  When Graphviz's ``dot`` is not installed, the
+    DOT text is written next to ``to_file`` with a ``.dot`` extension instead,
+    a warning says how to install Graphviz, and that path is returned.
+    """
+    root, ext = os.path.splitext(to_file)
+    fmt = ext[1:].lower()
+    if not fmt:
+        raise ValueError(f"plot_dot_graph: to_file {to_file!r} has no extension "
+                         "(use .png, .svg, .pdf or .dot)")
+    folder = os.path.dirname(os.path.abspath(to_file))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"plot_dot_graph: folder {folder!r} does not exist")
+    if fmt in ("dot", "gv"):
+        _write_text(to_file, dot_text)
+        return to_file
+    exe = shutil.which("dot")
+    if exe is None:
+        dot_path = root + ".dot"
+        _write_text(dot_path, dot_text)
+        warnings.warn(f"Graphviz's 'dot' program was not found, so {to_file} was not drawn; "
+                      f"the graph was written to {dot_path}: {GRAPHVIZ_HINT}.",
+                      RuntimeWarning, stacklevel=3)
+        return dot_path
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=folder)
+    os.close(fd)
+    try:
+        result = subprocess.run([exe, "-T" + fmt, "-o", tmp], input=dot_text.encode("utf-8"),
+                                capture_output=True, check=False)
+        if result.returncode != 0:
+            message = result.stderr.decode("utf-8", "replace").strip()
+            raise RuntimeError(f"plot_dot_graph: dot failed to write {to_file}: {message}")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, to_file)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return to_file
+
+
+def plot_dot_graph(output: Any, verbose: bool = True, to_file: str = "graph.png") -> Optional[Any]:
+    """Draw the graph that led to ``output`` into ``to_file`` (``.png``, ``.svg``, ``.pdf``, ``.dot``...).
+
+    Graphviz's ``dot`` program does the drawing (called without a shell).  When it
+    is missing, the DOT text is still written (``graph.dot`` for ``graph.png``) and
+    a warning says how to install Graphviz.  Inside IPython/Jupyter an image is
+    returned for inline display, as in DeZero; otherwise the path written.
+    """
+    path = render_dot(get_dot_graph(output, verbose), to_file)
+    if path == to_file and os.path.splitext(path)[1].lower() in (".png", ".jpg", ".jpeg"):
+        try:
+            from IPython import get_ipython  # type: ignore[import-not-found]
+            if get_ipython() is not None:
+                from IPython import display  # type: ignore[import-not-found]
+                return display.Image(filename=to_file)
+        except ImportError:
+            pass
+    return path

@@ -1,0 +1,155 @@
+"""The memory model: graphs are freed by reference counting alone, and arrays nobody needs die early."""
+import gc
+import tracemalloc
+import weakref
+
+import numpy as np
+import pytest
+
+import leafgrad as lg
+import leafgrad.functions as F
+from leafgrad import Function, Variable
+
+
+def test_graph_freed_by_refcount_when_output_dropped(no_gc):
+    x = Variable(np.random.randn(100))
+    h = x * 2.0
+    y = F.sum(F.exp(h))
+    f_ref = weakref.ref(h.creator)
+    h_ref = weakref.ref(h)
+    arr_ref = weakref.ref(h.data)
+    del h
+    # neither x * 2.0 nor exp (which keeps its output) needs h's array:
+    # it is gone while the graph lives on
+    assert arr_ref() is None and h_ref() is None
+    assert f_ref() is not None
+    del y
+    assert f_ref() is None
+
+
+def test_no_reference_cycle_between_function_and_outputs(no_gc):
+    x = Variable(np.ones(3))
+    y = F.sin(x)
+    f_ref = weakref.ref(y.creator)
+    assert f_ref().outputs[0]() is y
+    del y
+    assert f_ref() is None
+
+
+def test_intermediate_kept_while_backward_needs_it_then_released(no_gc):
+    x = Variable(np.random.randn(50))
+    h = x * 2.0
+    arr_ref = weakref.ref(h.data)
+    y = F.sum(F.sin(h))  # sin keeps its input
+    del h
+    assert arr_ref() is not None
+    y.backward()  # retain_graph=False releases what sin kept
+    assert arr_ref() is None
+    assert x.grad is not None
+
+
+def test_retain_graph_keeps_saved_arrays(no_gc):
+    x = Variable(np.random.randn(50))
+    h = x * 2.0
+    arr_ref = weakref.ref(h.data)
+    y = F.sum(F.sin(h))
+    del h
+    y.backward(retain_graph=True)
+    assert arr_ref() is not None
+    del y
+    assert arr_ref() is None
+
+
+def test_book_style_function_keeps_its_inputs(no_gc):
+    class Double(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            return gy * 2
+
+    x = Variable(np.ones(10))
+    h = x * 3.0
+    arr_ref = weakref.ref(h.data)
+    y = Double()(h)
+    del h
+    assert arr_ref() is not None  # declared nothing: DeZero's behaviour
+    y.backward()
+    assert arr_ref() is None and x.grad.data[0] == 6.0
+
+
+def test_holding_loss_after_backward_holds_no_activations(no_gc):
+    W = Variable(np.random.randn(20, 20))
+    x = np.random.randn(8, 20)
+    h = F.tanh(F.matmul(x, W))
+    arr_ref = weakref.ref(h.data)
+    loss = F.sum(F.sigmoid(F.matmul(h, W)))
+    del h
+    assert arr_ref() is not None
+    loss.backward()
+    assert arr_ref() is None
+    assert loss.creator is not None  # the loss is still here, its saved data is not
+
+
+def test_grad_with_create_graph_leaves_no_cycle(no_gc):
+    x = Variable(np.array(2.0))
+    y = x ** 3
+    gx, = lg.grad(y, [x], create_graph=True)
+    refs = [weakref.ref(gx.creator), weakref.ref(y.creator)]
+    del gx, y
+    assert all(r() is None for r in refs)
+
+
+def test_backward_create_graph_cycle_is_documented_behaviour():
+    # backward(create_graph=True) stores in x.grad a Variable that depends on x: a cycle,
+    # as in PyTorch; cleargrad() breaks it.
+    x = Variable(np.array(2.0))
+    y = x ** 3
+    y.backward(create_graph=True)
+    assert x.grad.creator is not None
+    x.cleargrad()
+
+
+def test_training_loop_keeping_every_loss_does_not_grow(no_gc):
+    W = Variable(np.random.randn(32, 32).astype(np.float32))
+    losses = []
+
+    def step():
+        x = np.random.randn(16, 32).astype(np.float32)
+        loss = F.sum(F.tanh(F.matmul(x, W)) ** 2)
+        W.cleargrad()
+        loss.backward()
+        W.data -= 0.001 * W.grad.data
+        losses.append(loss)
+
+    for _ in range(20):
+        step()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(500):
+            step()
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    per_step = grown / 500
+    assert per_step < 2048, f"{per_step:.0f} bytes per step"
+
+
+def test_no_grad_keeps_nothing(no_gc):
+    x = Variable(np.ones(10))
+    with lg.no_grad():
+        h = x * 2.0
+        y = F.sin(h)
+    assert y.creator is None and h.creator is None
+
+
+def test_constant_operand_is_not_a_graph_node(no_gc):
+    big = np.ones(1000)
+    ref = weakref.ref(big)
+    x = Variable(np.ones(1000))
+    y = x + big  # Add keeps neither input
+    del big
+    assert ref() is None
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, np.ones(1000))
