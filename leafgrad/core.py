@@ -42,6 +42,11 @@ __all__ = [
 
 ArrayLike = Any  # an ndarray (NumPy or CuPy), a NumPy scalar or a Python number
 
+#: NumPy 1.x promotes a 0-d float32 array (or float32 scalar) combined with a Python number to
+#: float64; NumPy 2 (NEP 50) keeps float32.  On NumPy 1.x leafgrad restores NumPy 2's answer:
+#: float outputs and gradients keep the floating dtype of their inputs (see _keep_float_dtype).
+_LEGACY_PROMOTION = np.lib.NumpyVersion(np.__version__) < "2.0.0"
+
 
 # =============================================================================
 # Conversions
@@ -375,17 +380,24 @@ class Function:
         cls._has_backward_array = cls.backward_array is not Function.backward_array
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
-        inputs = [x if isinstance(x, Variable) else _constant(x) for x in inputs]
-        xs = [x.data for x in inputs]
+        inputs = list(inputs)
+        xs = []
+        for i, x in enumerate(inputs):
+            if not isinstance(x, Variable):
+                x = inputs[i] = _constant(x)
+            xs.append(x.data)
         try:
             ys = self.forward(*xs)
         except (ValueError, IndexError, TypeError) as err:
             raise _explain(err, self, xs) from err
-        if isinstance(ys, tuple):
+        if type(ys) is np.ndarray:  # one output: the common case
+            outputs = [Variable(ys)]
+        elif isinstance(ys, tuple):
             outputs = [Variable(y if isinstance(y, array_types) else np.asarray(y)) for y in ys]
-        else:  # one output: the common case, kept short
-            outputs = None
-            ys = Variable(ys if isinstance(ys, array_types) else np.asarray(ys))
+        else:  # a CuPy array, or a NumPy scalar (NumPy turns 0-d results into scalars)
+            outputs = [Variable(ys if isinstance(ys, array_types) else np.asarray(ys))]
+        if _LEGACY_PROMOTION:
+            _keep_float_dtype(xs, outputs)
 
         if _enable_backprop.get():
             # Graph edges, one per input: the creator itself for a computed input that is
@@ -393,30 +405,43 @@ class Function:
             # a leaf that wants a gradient, None for a constant.
             edges = []
             generation = 0
+            wanted = False
             for x in inputs:
                 creator = x.creator
                 if creator is not None:
                     edges.append(creator if x._output_index == 0 else (creator, x._output_index))
                     if x.generation > generation:
                         generation = x.generation
+                    wanted = True
                 elif x.requires_grad:
                     edges.append(x)
+                    wanted = True
                 else:
                     edges.append(None)
-            if edges.count(None) < len(edges):  # something upstream wants a gradient
-                self._record(inputs, outputs if outputs is not None else [ys], edges, generation)
-        return ys if outputs is None else (outputs if len(outputs) > 1 else outputs[0])
+            if wanted:  # something upstream wants a gradient: link this function into the graph
+                self.generation = generation
+                self._edges = edges
+                generation += 1
+                if len(outputs) == 1:
+                    y = outputs[0]
+                    y.creator = self
+                    y.generation = generation
+                    self.outputs = [weakref.ref(y)]
+                else:
+                    for i, y in enumerate(outputs):
+                        y.creator = self
+                        y.generation = generation
+                        y._output_index = i
+                    self.outputs = [weakref.ref(y) for y in outputs]
+                    self._output_meta = [(y.shape, y.dtype) for y in outputs]
+                if self.retain_inputs != () or self.retain_outputs:
+                    self._retain(inputs, outputs)
+                if _LEGACY_PROMOTION:
+                    self._input_dtypes = [getattr(x, "dtype", None) for x in xs]
+        return outputs[0] if len(outputs) == 1 else outputs
 
-    def _record(self, inputs: list, outputs: list, edges: list, generation: int) -> None:
-        """Link this function into the graph, keeping only what backward declared it needs."""
-        self.generation = generation
-        self._edges = edges
-        generation += 1
-        for i, y in enumerate(outputs):
-            y.creator = self
-            y.generation = generation
-            y._output_index = i
-        self.outputs = [weakref.ref(y) for y in outputs]
+    def _retain(self, inputs: list, outputs: list) -> None:
+        """Keep what backward declared it needs (``retain_inputs``, ``retain_outputs``)."""
         retain = self.retain_inputs
         if retain is None:
             self.inputs = inputs
@@ -425,8 +450,6 @@ class Function:
         retain = self.retain_outputs
         if retain:
             self.output_data = [y.data if i in retain else None for i, y in enumerate(outputs)]
-        if len(outputs) > 1:
-            self._output_meta = [(y.shape, y.dtype) for y in outputs]
 
     def forward(self, *xs: Any) -> Any:
         """Compute the outputs from input arrays."""
@@ -470,10 +493,13 @@ class Function:
 
     def _release(self) -> None:
         """Drop everything kept for backward and the graph edges (after a non-retained backward)."""
-        self.inputs = None
-        self.output_data = None
-        self.saved = None
         self._edges = None
+        if self.inputs is not None:
+            self.inputs = None
+        if self.output_data is not None:
+            self.output_data = None
+        if self.saved is not None:
+            self.saved = None
 
     # Defaults, so that reading them on a function that kept nothing is not an error.
     inputs: Optional[list] = None
@@ -482,6 +508,26 @@ class Function:
     saved: Optional[tuple] = None
     generation = 0
     _edges: Optional[list] = None
+
+
+def _float_kind(dtype: Any) -> bool:
+    return dtype is not None and dtype.kind == "f"
+
+
+def _keep_float_dtype(xs: Sequence[Any], outputs: list) -> None:
+    """NumPy 1.x only: a float64 output computed from narrower floats alone takes their dtype back."""
+    widest = None
+    for x in xs:
+        dtype = getattr(x, "dtype", None)
+        if _float_kind(dtype):
+            if dtype == np.float64:
+                return
+            widest = dtype if widest is None or dtype.itemsize > widest.itemsize else widest
+    if widest is None:
+        return
+    for y in outputs:
+        if y.data.dtype == np.float64:
+            y.data = y.data.astype(widest)
 
 
 def _explain(err: Exception, func: Function, xs: Sequence[Any]) -> Exception:
@@ -527,6 +573,8 @@ class Add(Function):
 def add(x0: Any, x1: Any) -> Variable:
     """``x0 + x1``."""
     if isinstance(x0, Variable):
+        if type(x1) is float or type(x1) is int:  # the common case, decided fast
+            return AddConstant(x1)(x0)
         c = _scalar(x1)
         if c is not None:
             return AddConstant(c)(x0)
@@ -584,6 +632,8 @@ class Mul(Function):
 def mul(x0: Any, x1: Any) -> Variable:
     """``x0 * x1``."""
     if isinstance(x0, Variable):
+        if type(x1) is float or type(x1) is int:  # the common case, decided fast
+            return MulConstant(x1)(x0)
         c = _scalar(x1)
         if c is not None:
             return MulConstant(c)(x0)

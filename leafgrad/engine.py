@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from leafgrad.config import _enable_backprop
-from leafgrad.core import Function, Variable
+from leafgrad.core import _LEGACY_PROMOTION, Function, Variable
 from leafgrad.cuda import array_types, get_array_module
 
 __all__ = ["run_backward", "grad", "unchain_graph"]
@@ -99,6 +99,7 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
     leaves: dict = {}    # id(Variable) -> [Variable, accumulated gradient]
     counter = 0
     capture = inputs is not None
+    has_array_path = not create_graph
     # Intermediate Variables whose gradient grad() must return: id(creator) -> {slot: position}
     wanted_slots: dict = {}
     results: list = [None] * len(inputs) if capture else []
@@ -132,8 +133,9 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
         i = y._output_index
         slots[i] = gy if slots[i] is None else slots[i] + gy
 
+    heappop, heappush = heapq.heappop, heapq.heappush
     while heap:
-        f = heapq.heappop(heap)[2]
+        f = heappop(heap)[2]
         gys = pending.pop(f)
         edges = f._edges
         if edges is None:
@@ -150,12 +152,19 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
                 for pos in positions:
                     results[pos] = gys[slot]
 
-        if len(gys) > 1 and None in gys:
+        if len(gys) > 1 and any(g is None for g in gys):
             gys = _fill_missing(f, gys, create_graph)
-        gxs = _call_backward(f, gys, create_graph)
+        if has_array_path and f._has_backward_array:  # first order, on arrays: the fast path
+            gxs = f.backward_array(*gys)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+        else:
+            gxs = _call_backward(f, gys, create_graph)
         if len(gxs) != len(edges):
             raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
                              f"for {len(edges)} inputs")
+        if _LEGACY_PROMOTION and not create_graph:
+            gxs = _keep_input_dtypes(f, gxs)
 
         for edge, gx in zip(edges, gxs):
             if gx is None or edge is None:
@@ -175,10 +184,14 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
             if slots is None:
                 if creator._edges is None:
                     raise _freed_error(creator)
-                slots = pending[creator] = [None] * len(creator.outputs)
-                heapq.heappush(heap, (-creator.generation, counter, creator))
+                n = len(creator.outputs)
+                if n == 1:
+                    pending[creator] = [gx]
+                else:
+                    slots = pending[creator] = [None] * n
+                    slots[i] = gx
+                heappush(heap, (-creator.generation, counter, creator))
                 counter += 1
-                slots[i] = gx
             else:
                 slots[i] = gx if slots[i] is None else slots[i] + gx
         if not retain_graph:
@@ -210,6 +223,21 @@ def _fill_missing(f: Function, gys: list, create_graph: bool) -> list:
                 g = Variable(g)
         filled.append(g)
     return filled
+
+
+def _keep_input_dtypes(f: Function, gxs: tuple) -> tuple:
+    """NumPy 1.x only: a gradient has the floating dtype of its input (NumPy 1 may widen 0-d math)."""
+    dtypes = getattr(f, "_input_dtypes", None)
+    if dtypes is None:
+        return gxs
+    fixed = []
+    for gx, dtype in zip(gxs, dtypes):
+        gdtype = getattr(gx, "dtype", None)
+        if (gdtype is not None and dtype is not None and gdtype != dtype
+                and gdtype.kind == "f" and dtype.kind == "f"):
+            gx = gx.astype(dtype)
+        fixed.append(gx)
+    return tuple(fixed)
 
 
 def grad(outputs: Any, inputs: Any, grad_outputs: Any = None,
