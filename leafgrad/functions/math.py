@@ -1,4 +1,4 @@
-"""Element-wise math: ``square exp log sin cos tanh sigmoid``.
+"""Element-wise math: ``square exp log sin cos tanh sigmoid abs clip maximum minimum where``.
 
 Each backward comes twice: on Variables (``backward``, differentiable again)
 and on arrays (``backward_array``, for first-order gradients).
@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from leafgrad.core import Function, Variable
-from leafgrad.cuda import get_array_module
+import numpy as np
 
-__all__ = ["square", "exp", "log", "sin", "cos", "tanh", "sigmoid"]
+from leafgrad import utils
+from leafgrad.config import _enable_backprop
+from leafgrad.core import Function, Variable, _operands
+from leafgrad.cuda import array_types, get_array_module
+
+__all__ = ["square", "exp", "log", "sin", "cos", "tanh", "sigmoid",
+           "abs", "clip", "maximum", "minimum", "where"]
 
 
 class Square(Function):
@@ -168,3 +173,196 @@ class Sigmoid(Function):
 def sigmoid(x: Any) -> Variable:
     """The logistic function ``1 / (1 + exp(-x))`` element-wise."""
     return Sigmoid()(x)
+
+
+# =============================================================================
+# Beyond DeZero: abs, clip, maximum, minimum, where
+# =============================================================================
+def _number(c: Any) -> Any:
+    """A NumPy scalar as a Python number (a NumPy float64 would promote float32 arrays under NumPy 2)."""
+    if isinstance(c, np.generic):
+        return c.item()
+    if isinstance(c, Variable):
+        c = c.data
+    if isinstance(c, array_types) and c.ndim == 0:
+        return c.item()
+    return c
+
+
+class Abs(Function):
+    """``|x|``; backward reads the sign of the input."""
+
+    retain_inputs = (0,)
+
+    def forward(self, x):
+        return get_array_module(x).abs(x)
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        return gy * get_array_module(x).sign(x)
+
+    def backward_array(self, gy):
+        x = self.inputs[0].data
+        return gy * get_array_module(x).sign(x)
+
+
+def abs(x: Any) -> Variable:
+    """``|x|`` element-wise (gradient ``sign(x)``, 0 at 0)."""
+    return Abs()(x)
+
+
+class Clip(Function):
+    """``x`` limited to ``[x_min, x_max]``; backward keeps only a boolean mask, not ``x``."""
+
+    retain_inputs = ()
+
+    def __init__(self, x_min: Any, x_max: Any) -> None:
+        self.x_min = x_min
+        self.x_max = x_max
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        lo, hi = self.x_min, self.x_max
+        y = xp.clip(x, lo, hi)
+        if _enable_backprop.get():
+            # the gradient passes where x_min <= x <= x_max, boundaries included (as in DeZero)
+            if lo is None:
+                mask = x <= hi
+            elif hi is None:
+                mask = x >= lo
+            else:
+                mask = x >= lo
+                mask &= x <= hi
+            self.save_for_backward(mask)
+        return y
+
+    def backward(self, gy):
+        return gy * self.saved[0]
+
+    def backward_array(self, gy):
+        return gy * self.saved[0]
+
+
+def clip(x: Any, x_min: Any, x_max: Any) -> Variable:
+    """``x`` clipped to ``[x_min, x_max]`` element-wise (either bound may be None)."""
+    x_min, x_max = _number(x_min), _number(x_max)
+    if x_min is None and x_max is None:
+        raise ValueError("clip: x_min and x_max cannot both be None")
+    if isinstance(x_min, (int, float)) and isinstance(x_max, (int, float)) and x_min > x_max:
+        raise ValueError(f"clip: x_min ({x_min}) is greater than x_max ({x_max})")
+    return Clip(x_min, x_max)(x)
+
+
+class Maximum(Function):
+    """Element-wise ``maximum(x0, x1)`` with broadcasting; ties share the gradient equally (as PyTorch)."""
+
+    retain_inputs = ()
+    _ufunc = "maximum"
+    _wins = "greater"
+
+    def forward(self, x0, x1):
+        xp = get_array_module(x0)
+        self.x0_shape, self.x1_shape = x0.shape, x1.shape
+        y = getattr(xp, self._ufunc)(x0, x1)
+        if _enable_backprop.get():
+            # share of the gradient that goes to x0: 1 where it wins, 1/2 on ties, 0 elsewhere
+            w0 = getattr(xp, self._wins)(x0, x1)
+            share = xp.empty(y.shape, dtype=y.dtype)
+            share[...] = w0
+            ties = x0 == x1
+            if ties.any():
+                share[xp.broadcast_to(ties, y.shape)] = 0.5
+            self.save_for_backward(share)
+        return y
+
+    def backward(self, gy):
+        share = self.saved[0]
+        e0, e1 = self._edges
+        gx0 = None if e0 is None else _sum_to(gy * share, self.x0_shape)
+        gx1 = None if e1 is None else _sum_to(gy * (1 - share), self.x1_shape)
+        return gx0, gx1
+
+    def backward_array(self, gy):
+        share = self.saved[0]
+        e0, e1 = self._edges
+        gx0 = None if e0 is None else utils.sum_to(gy * share, self.x0_shape)
+        gx1 = None if e1 is None else utils.sum_to(gy * (1 - share), self.x1_shape)
+        return gx0, gx1
+
+
+class Minimum(Maximum):
+    """Element-wise ``minimum(x0, x1)`` with broadcasting."""
+
+    _ufunc = "minimum"
+    _wins = "less"
+
+
+def _sum_to(x: Variable, shape: tuple) -> Variable:
+    from leafgrad.functions.shape import sum_to
+    return sum_to(x, shape)
+
+
+def _check_broadcast(name: str, *shapes: tuple) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(f"{name}: shapes {', '.join(str(tuple(s)) for s in shapes)} "
+                         "cannot be broadcast together") from None
+
+
+def maximum(x0: Any, x1: Any) -> Variable:
+    """Element-wise maximum of ``x0`` and ``x1`` (NumPy broadcasting; a scalar takes the other's dtype)."""
+    x0, x1 = _operands(x0, x1)
+    _check_broadcast("maximum", x0.shape, x1.shape)
+    return Maximum()(x0, x1)
+
+
+def minimum(x0: Any, x1: Any) -> Variable:
+    """Element-wise minimum of ``x0`` and ``x1`` (NumPy broadcasting; a scalar takes the other's dtype)."""
+    x0, x1 = _operands(x0, x1)
+    _check_broadcast("minimum", x0.shape, x1.shape)
+    return Minimum()(x0, x1)
+
+
+class Where(Function):
+    """``condition ? x0 : x1`` element-wise; ``condition`` is a constant boolean array."""
+
+    retain_inputs = ()
+
+    def __init__(self, condition: Any) -> None:
+        self.condition = condition
+
+    def forward(self, x0, x1):
+        self.x0_shape, self.x1_shape = x0.shape, x1.shape
+        return get_array_module(x0).where(self.condition, x0, x1)
+
+    def backward(self, gy):
+        c = self.condition
+        e0, e1 = self._edges
+        gx0 = None if e0 is None else _sum_to(gy * c, self.x0_shape)
+        gx1 = None if e1 is None else _sum_to(gy * ~c, self.x1_shape)
+        return gx0, gx1
+
+    def backward_array(self, gy):
+        xp = get_array_module(gy)
+        c = self.condition
+        e0, e1 = self._edges
+        gx0 = None if e0 is None else utils.sum_to(xp.where(c, gy, 0), self.x0_shape)
+        gx1 = None if e1 is None else utils.sum_to(xp.where(c, 0, gy), self.x1_shape)
+        return gx0, gx1
+
+
+def where(condition: Any, x0: Any, x1: Any) -> Variable:
+    """``x0`` where ``condition`` is true, else ``x1`` (like ``np.where`` / ``torch.where``, with broadcasting).
+
+    ``condition`` is a boolean array (or a Variable holding one); it gets no gradient.
+    """
+    if isinstance(condition, Variable):
+        condition = condition.data
+    if not isinstance(condition, array_types):
+        condition = np.asarray(condition)
+    if condition.dtype != bool:
+        condition = condition.astype(bool)
+    x0, x1 = _operands(x0, x1)
+    _check_broadcast("where", condition.shape, x0.shape, x1.shape)
+    return Where(condition)(x0, x1)

@@ -1,15 +1,17 @@
-"""Shape functions: ``reshape transpose broadcast_to sum_to get_item``."""
+"""Shape functions: ``reshape transpose broadcast_to sum_to get_item expand_dims flatten concat stack split``."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from leafgrad import utils
 from leafgrad.core import Function, Variable, as_variable
-from leafgrad.cuda import get_array_module
+from leafgrad.cuda import array_types, get_array_module
+from leafgrad.functions._checks import normalize_axis, shape_of
 
-__all__ = ["reshape", "transpose", "broadcast_to", "sum_to", "get_item"]
+__all__ = ["reshape", "transpose", "broadcast_to", "sum_to", "get_item",
+           "expand_dims", "flatten", "concat", "stack", "split"]
 
 
 class Reshape(Function):
@@ -31,13 +33,27 @@ class Reshape(Function):
         return gy.reshape(self.x_shape)
 
 
-def reshape(x: Any, shape: tuple) -> Variable:
+def _check_reshape(x_shape: tuple, shape: tuple) -> None:
+    size = int(np.prod(x_shape, dtype=np.int64))
+    unknown = sum(1 for s in shape if s == -1)
+    known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+    ok = unknown <= 1 and all(s >= -1 for s in shape)
+    if ok:
+        ok = known == size if unknown == 0 else (known > 0 and size % known == 0)
+    if not ok:
+        raise ValueError(f"reshape: cannot reshape an input of shape {x_shape} ({size} elements) "
+                         f"into shape {shape}")
+
+
+def reshape(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
     """``x`` with a new ``shape`` (one entry may be -1)."""
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     shape = tuple(shape)
-    if x.shape == shape:
+    x_shape = shape_of(x)
+    if x_shape == shape:
         return as_variable(x)
+    _check_reshape(x_shape, shape)
     return Reshape(shape)(x)
 
 
@@ -65,10 +81,15 @@ class Transpose(Function):
         return gy.transpose(self._inverse_axes())
 
 
-def transpose(x: Any, axes: Optional[tuple] = None) -> Variable:
-    """``x`` with its axes permuted by ``axes`` (reversed when None)."""
+def transpose(x: Any, axes: Optional[Sequence[int]] = None) -> Variable:
+    """``x`` with its axes permuted by ``axes`` (reversed when None; negative axes allowed)."""
     if axes is not None:
         axes = tuple(axes)
+        x_shape = shape_of(x)
+        norm = [normalize_axis("transpose", a, x_shape) for a in axes]
+        if len(norm) != len(x_shape) or sorted(norm) != list(range(len(x_shape))):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the {len(x_shape)} axes "
+                             f"of an input of shape {x_shape}")
     return Transpose(axes)(x)
 
 
@@ -91,11 +112,21 @@ class BroadcastTo(Function):
         return utils.sum_to(gy, self.x_shape)
 
 
-def broadcast_to(x: Any, shape: tuple) -> Variable:
-    """``x`` broadcast to ``shape``."""
-    shape = tuple(shape)
-    if x.shape == shape:
+def _broadcasts_to(src: tuple, dst: tuple) -> bool:
+    """True when an array of shape ``src`` broadcasts to exactly ``dst``."""
+    if len(src) > len(dst):
+        return False
+    return all(s == d or s == 1 for s, d in zip(src[::-1], dst[::-1]))
+
+
+def broadcast_to(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
+    """``x`` broadcast to ``shape`` (NumPy's rules)."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    x_shape = shape_of(x)
+    if x_shape == shape:
         return as_variable(x)
+    if not _broadcasts_to(x_shape, shape):
+        raise ValueError(f"broadcast_to: an input of shape {x_shape} cannot be broadcast to shape {shape}")
     return BroadcastTo(shape)(x)
 
 
@@ -118,11 +149,15 @@ class SumTo(Function):
         return get_array_module(gy).broadcast_to(gy, self.x_shape)
 
 
-def sum_to(x: Any, shape: tuple) -> Variable:
-    """Sum ``x`` down to ``shape``."""
-    shape = tuple(shape)
-    if x.shape == shape:
+def sum_to(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
+    """Sum ``x`` down to ``shape`` (the reverse of broadcasting ``shape`` to ``x.shape``)."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    x_shape = shape_of(x)
+    if x_shape == shape:
         return as_variable(x)
+    if not _broadcasts_to(shape, x_shape):
+        raise ValueError(f"sum_to: an input of shape {x_shape} cannot be summed to shape {shape} "
+                         f"(shape {shape} does not broadcast to {x_shape})")
     return SumTo(shape)(x)
 
 
@@ -145,13 +180,26 @@ class GetItem(Function):
         return _scatter_add(gy, self.slices, self.x_shape)
 
 
+_BASIC_INDEX = (slice, int, np.integer, type(None), type(Ellipsis))
+
+
+def _is_basic(slices: Any) -> bool:
+    """True for basic indexing (ints, slices, None, Ellipsis): every element is picked at most once."""
+    items = slices if isinstance(slices, tuple) else (slices,)
+    return all(isinstance(s, _BASIC_INDEX) and not isinstance(s, (bool, np.bool_)) for s in items)
+
+
 def _scatter_add(gy, slices, shape):
+    """Zeros of ``shape`` with ``gy`` added at ``slices``; repeated indices add up."""
     xp = get_array_module(gy)
     gx = xp.zeros(shape, dtype=gy.dtype)
-    if xp is np:
+    if _is_basic(slices):  # no repeats: a plain assignment, much faster than add.at
+        gx[slices] = gy
+    elif xp is np:
         np.add.at(gx, slices, gy)
     else:  # pragma: no cover - CuPy
-        xp.add.at(gx, slices, gy)
+        import cupyx  # type: ignore[import-not-found]
+        cupyx.scatter_add(gx, slices, gy)
     return gx
 
 
@@ -181,3 +229,152 @@ def get_item(x: Any, slices: Any) -> Variable:
     elif isinstance(slices, list):
         slices = np.asarray(slices)
     return GetItem(slices)(x)
+
+
+# =============================================================================
+# expand_dims / flatten
+# =============================================================================
+def expand_dims(x: Any, axis: int) -> Variable:
+    """``x`` with a new axis of length 1 inserted at ``axis``.
+
+    A negative ``axis`` counts from the end of the *result*, as in NumPy and
+    PyTorch (``expand_dims(x, -1)`` appends an axis); DeZero 0.0.13 used
+    ``list.insert`` semantics, which differ only for negative axes.
+    """
+    x_shape = shape_of(x)
+    a = normalize_axis("expand_dims", axis, x_shape, extra=1)
+    return reshape(x, x_shape[:a] + (1,) + x_shape[a:])
+
+
+def flatten(x: Any) -> Variable:
+    """``x`` reshaped to ``(batch, -1)``: everything but the first axis is flattened."""
+    x_shape = shape_of(x)
+    if len(x_shape) == 0:
+        raise ValueError("flatten: needs an input with at least one axis (the batch), got shape ()")
+    return reshape(x, (x_shape[0], -1))
+
+
+# =============================================================================
+# concat / stack / split
+# =============================================================================
+class Concat(Function):
+    """Join arrays along an existing axis."""
+
+    retain_inputs = ()
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        self.sections = np.cumsum([x.shape[self.axis] for x in xs])[:-1].tolist()
+        return get_array_module(xs[0]).concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        if not self.sections:
+            return gy
+        bounds = [0] + self.sections + [gy.shape[self.axis]]
+        lead = (slice(None),) * self.axis
+        return tuple(get_item(gy, lead + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+    def backward_array(self, gy):
+        return tuple(get_array_module(gy).split(gy, self.sections, axis=self.axis))
+
+
+def _sequence(name: str, xs: Any) -> list:
+    if isinstance(xs, (Variable,) + array_types) or not isinstance(xs, (list, tuple)):
+        raise TypeError(f"{name}: expected a list or tuple of Variables or arrays, got {type(xs).__name__}")
+    if len(xs) == 0:
+        raise ValueError(f"{name}: needs at least one input, got an empty sequence")
+    return [x if isinstance(x, (Variable,) + array_types) else np.asarray(x) for x in xs]
+
+
+def concat(xs: Sequence[Any], axis: int = 0) -> Variable:
+    """Join ``xs`` along an existing ``axis`` (``np.concatenate`` / ``torch.cat``)."""
+    xs = _sequence("concat", xs)
+    shapes = [shape_of(x) for x in xs]
+    if len(shapes[0]) == 0:
+        raise ValueError("concat: zero-dimensional inputs cannot be concatenated")
+    a = normalize_axis("concat", axis, shapes[0])
+    ref = shapes[0][:a] + shapes[0][a + 1:]
+    for i, s in enumerate(shapes[1:], 1):
+        if len(s) != len(shapes[0]) or s[:a] + s[a + 1:] != ref:
+            raise ValueError(f"concat: input {i} has shape {s}, which does not match input 0's shape "
+                             f"{shapes[0]} outside axis {a}")
+    return Concat(a)(*xs)
+
+
+class Stack(Function):
+    """Join arrays of one shape along a new axis."""
+
+    retain_inputs = ()
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        self.n = len(xs)
+        return get_array_module(xs[0]).stack(xs, axis=self.axis)
+
+    def _index(self, i: int) -> tuple:
+        return (slice(None),) * self.axis + (i,)
+
+    def backward(self, gy):
+        gxs = tuple(get_item(gy, self._index(i)) for i in range(self.n))
+        return gxs if self.n > 1 else gxs[0]
+
+    def backward_array(self, gy):
+        return tuple(gy[self._index(i)] for i in range(self.n))
+
+
+def stack(xs: Sequence[Any], axis: int = 0) -> Variable:
+    """Join ``xs`` (all of one shape) along a new ``axis`` (``np.stack`` / ``torch.stack``)."""
+    xs = _sequence("stack", xs)
+    shapes = [shape_of(x) for x in xs]
+    for i, s in enumerate(shapes[1:], 1):
+        if s != shapes[0]:
+            raise ValueError(f"stack: input {i} has shape {s}, which differs from input 0's shape {shapes[0]}")
+    a = normalize_axis("stack", axis, shapes[0], extra=1)
+    return Stack(a)(*xs)
+
+
+class Split(Function):
+    """Cut an array into pieces along ``axis`` at the given indices; one output per piece."""
+
+    retain_inputs = ()
+
+    def __init__(self, indices: list, axis: int) -> None:
+        self.indices = indices
+        self.axis = axis
+
+    def forward(self, x):
+        return tuple(get_array_module(x).split(x, self.indices, axis=self.axis))
+
+    def backward(self, *gys):
+        return concat(list(gys), self.axis) if len(gys) > 1 else gys[0]
+
+    def backward_array(self, *gys):
+        return get_array_module(gys[0]).concatenate(gys, axis=self.axis)
+
+
+def split(x: Any, indices_or_sections: Union[int, Sequence[int]], axis: int = 0) -> list:
+    """Cut ``x`` along ``axis`` into a list of Variables, with NumPy's semantics (``np.split``).
+
+    An int ``n`` cuts into ``n`` equal pieces (the axis length must divide by
+    ``n``); a sequence of indices cuts before each index.
+    """
+    x_shape = shape_of(x)
+    if len(x_shape) == 0:
+        raise ValueError("split: a zero-dimensional input cannot be split")
+    a = normalize_axis("split", axis, x_shape)
+    length = x_shape[a]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        n = int(indices_or_sections)
+        if n <= 0 or length % n != 0:
+            raise ValueError(f"split: axis {a} of length {length} (input shape {x_shape}) cannot be split "
+                             f"into {n} equal sections")
+        step = length // n
+        indices = [step * i for i in range(1, n)]
+    else:
+        indices = [int(i) for i in indices_or_sections]
+    ys = Split(indices, a)(x)
+    return ys if isinstance(ys, list) else [ys]

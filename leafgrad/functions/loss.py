@@ -1,0 +1,295 @@
+"""Loss functions: ``mean_squared_error softmax_cross_entropy sigmoid_cross_entropy binary_cross_entropy``
+and the book's composite ``_simple`` versions.
+
+As in DeZero, every loss is summed over the batch and divided by the batch
+size ``N = len(x)`` (for ``(N, 1)`` targets that is the mean).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from leafgrad import utils
+from leafgrad.core import Function, Variable, as_variable
+from leafgrad.cuda import array_types, get_array_module
+from leafgrad.functions._checks import shape_of
+from leafgrad.functions._graph import graph_output
+from leafgrad.functions.activation import Softmax, softmax
+from leafgrad.functions.math import clip, log, sigmoid
+from leafgrad.functions.reduce import sum
+from leafgrad.functions.shape import reshape, sum_to
+
+__all__ = ["mean_squared_error", "mean_squared_error_simple", "softmax_cross_entropy",
+           "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy"]
+
+
+def _batch_size(shape: tuple) -> int:
+    return shape[0] if shape else 1
+
+
+# =============================================================================
+# mean squared error
+# =============================================================================
+def _check_same_shape(name: str, s0: tuple, s1: tuple) -> None:
+    """Allow broadcasting only when the result has one operand's shape (catches (N, 1) vs (N,))."""
+    try:
+        out = tuple(np.broadcast_shapes(s0, s1))
+    except ValueError:
+        out = None
+    if out is None or (out != s0 and out != s1):
+        raise ValueError(f"{name}: shapes {s0} and {s1} do not match"
+                         + ("" if out is None else f" (they would broadcast to {out})"))
+
+
+class MeanSquaredError(Function):
+    """``sum((x0 - x1) ** 2) / len(x0)``; backward reads both inputs."""
+
+    retain_inputs = (0, 1)
+
+    def forward(self, x0, x1):
+        diff = x0 - x1
+        self.n = _batch_size(diff.shape)
+        y = (diff * diff).sum() / self.n
+        return get_array_module(diff).asarray(y, dtype=diff.dtype)  # NumPy 1.x: float32 scalar / int is float64
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        e0, e1 = self._edges
+        gx0 = gy * (x0 - x1) * (2.0 / self.n)
+        gx1 = None if e1 is None else sum_to(-gx0, x1.shape)
+        return (None if e0 is None else sum_to(gx0, x0.shape)), gx1
+
+    def backward_array(self, gy):
+        x0, x1 = self.inputs[0].data, self.inputs[1].data
+        e0, e1 = self._edges
+        gx0 = x0 - x1
+        gx0 *= gy
+        gx0 *= 2.0 / self.n
+        gx1 = None if e1 is None else utils.sum_to(-gx0, x1.shape)
+        return (None if e0 is None else utils.sum_to(gx0, x0.shape)), gx1
+
+
+def mean_squared_error(x0: Any, x1: Any) -> Variable:
+    """``sum((x0 - x1) ** 2) / len(x0)``: the mean over the batch of the squared error summed per sample."""
+    _check_same_shape("mean_squared_error", shape_of(x0), shape_of(x1))
+    return MeanSquaredError()(x0, x1)
+
+
+def mean_squared_error_simple(x0: Any, x1: Any) -> Variable:
+    """``mean_squared_error`` written with ``sub``, ``pow`` and ``sum`` (the book's first version)."""
+    x0, x1 = as_variable(x0), as_variable(x1)
+    diff = x0 - x1
+    return sum(diff ** 2) / len(diff)
+
+
+# =============================================================================
+# softmax cross entropy
+# =============================================================================
+class SoftmaxCrossEntropy(Function):
+    """Fused ``-mean(log(softmax(x))[t])``.
+
+    Backward keeps the probabilities and the labels, never the logits; the
+    gradient ``(p - onehot(t)) / N`` is one multiplication plus a scatter.
+    """
+
+    retain_inputs = ()
+
+    def __init__(self, ignore_index: Optional[int] = None) -> None:
+        self.ignore_index = ignore_index
+
+    def forward(self, x, t):
+        xp = get_array_module(x)
+        n = x.shape[0]
+        m = x.max(axis=1, keepdims=True)
+        p = x - m
+        xp.exp(p, out=p)
+        s = p.sum(axis=1, keepdims=True)
+        p /= s
+        rows = xp.arange(n)
+        keep = None
+        if self.ignore_index is not None:
+            keep = t != self.ignore_index
+            t = xp.where(keep, t, 0)
+            self.count = int(keep.sum())
+        else:
+            self.count = n
+        # log p[t] = x[t] - max - log(sum): finite for logits of any magnitude
+        log_pt = x[rows, t] - m[:, 0]
+        log_pt -= xp.log(s[:, 0])
+        if keep is not None:
+            log_pt *= keep
+        y = -log_pt.sum() / (self.count if self.count > 0 else 1)
+        self.save_for_backward(p, t, keep)
+        return xp.asarray(y, dtype=x.dtype)
+
+    def backward_array(self, gy):
+        p, t, keep = self.saved
+        xp = get_array_module(p)
+        scale = gy / (self.count if self.count > 0 else 1)
+        gx = p * scale
+        gx[xp.arange(p.shape[0]), t] -= scale
+        if keep is not None:
+            gx *= keep[:, None]
+        return gx, None
+
+    def backward(self, gy):
+        p, t, keep = self.saved
+        edge = self._edges[0]
+        if edge is None:
+            return None, None
+        xp = get_array_module(p)
+        # softmax(x) as a differentiable node on the kept probabilities, so that the
+        # gradient can be differentiated again although x itself was not kept
+        prob = graph_output(Softmax(1), p, [edge])
+        onehot = xp.zeros_like(p)
+        onehot[xp.arange(p.shape[0]), t] = 1
+        gx = (prob - onehot) * (gy / (self.count if self.count > 0 else 1))
+        if keep is not None:
+            gx = gx * keep[:, None].astype(p.dtype)
+        return gx, None
+
+
+def _labels(name: str, t: Any, n: int) -> Any:
+    """The labels ``t`` as an integer array of length ``n``, or a clear error."""
+    if isinstance(t, Variable):
+        t = t.data
+    if not isinstance(t, array_types):
+        t = np.asarray(t)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{name}: labels t must be integers, got dtype {t.dtype}")
+    if t.size != n:
+        raise ValueError(f"{name}: x has {n} rows but labels t have shape {t.shape}")
+    return t.reshape(n)
+
+
+def softmax_cross_entropy(x: Any, t: Any, ignore_index: Optional[int] = None) -> Variable:
+    """Cross entropy of ``softmax(x)`` against integer labels ``t``, averaged over the batch.
+
+    ``x`` has shape ``(N, C)``; ``t`` holds ``N`` labels in ``[0, C)``.  With
+    ``ignore_index`` set (as in PyTorch, e.g. ``-100``), samples whose label
+    equals it contribute neither loss nor gradient, and the mean is over the
+    others (0, with zero gradient, when every sample is ignored).
+    """
+    x_shape = shape_of(x)
+    if len(x_shape) != 2:
+        raise ValueError(f"softmax_cross_entropy: expected x of shape (N, C), got shape {x_shape}")
+    n, c = x_shape
+    t = _labels("softmax_cross_entropy", t, n)
+    if ignore_index is not None:
+        ignore_index = int(ignore_index)
+        valid = t[t != ignore_index]
+    else:
+        valid = t
+    if valid.size:
+        lo, hi = int(valid.min()), int(valid.max())
+        if lo < 0 or hi >= c:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"softmax_cross_entropy: label {bad} is outside [0, {c}) "
+                             f"for x with {c} classes")
+    return SoftmaxCrossEntropy(ignore_index)(x, t)
+
+
+def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
+    """``softmax_cross_entropy`` written with ``softmax``, ``clip``, ``log`` and indexing (the book's version)."""
+    x, t = as_variable(x), as_variable(t)
+    n = x.shape[0]
+    p = softmax(x)
+    p = clip(p, 1e-15, 1.0)  # avoid log(0)
+    log_p = log(p)
+    tlog_p = log_p[np.arange(n), t.data]
+    return -1 * sum(tlog_p) / n
+
+
+# =============================================================================
+# sigmoid / binary cross entropy
+# =============================================================================
+class SigmoidCrossEntropy(Function):
+    """Fused ``-sum(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) / N``, as ``softplus(x) - t x``.
+
+    Finite for logits of any magnitude.  Backward reads ``x`` (and ``t``).
+    """
+
+    retain_inputs = (0, 1)
+
+    def forward(self, x, t):
+        xp = get_array_module(x)
+        self.n = _batch_size(x.shape)
+        y = -xp.abs(x)
+        xp.exp(y, out=y)
+        xp.log1p(y, out=y)
+        y += xp.maximum(x, 0)
+        y -= t * x
+        return xp.asarray(y.sum() / self.n, dtype=y.dtype)
+
+    def backward(self, gy):
+        x, t = self.inputs
+        e0, e1 = self._edges
+        scale = gy / self.n
+        gx = None if e0 is None else (sigmoid(x) - t) * scale
+        gt = None if e1 is None else sum_to(-x * scale, t.shape)
+        return gx, gt
+
+    def backward_array(self, gy):
+        xp = get_array_module(gy)
+        x, t = self.inputs[0].data, self.inputs[1].data
+        e0, e1 = self._edges
+        scale = gy / self.n
+        gx = gt = None
+        if e0 is not None:
+            gx = xp.tanh(x * 0.5)
+            gx *= 0.5
+            gx += 0.5
+            gx -= t
+            gx *= scale
+        if e1 is not None:
+            gt = utils.sum_to(x * -scale, t.shape)
+        return gx, gt
+
+
+def _targets(name: str, x: Any, t: Any) -> Any:
+    """Targets ``t`` reshaped to ``x``'s shape when their ranks differ (as DeZero), in ``x``'s float dtype.
+
+    Integer or boolean labels, and constant targets of another float type, take
+    the dtype of ``x`` (so float32 logits give a float32 loss).
+    """
+    if not isinstance(t, (Variable,) + array_types):
+        t = np.asarray(t)
+    x_shape, t_shape = shape_of(x), shape_of(t)
+    if len(x_shape) != len(t_shape):  # labels (N,) for logits (N, 1)
+        if int(np.prod(t_shape, dtype=np.int64)) != int(np.prod(x_shape, dtype=np.int64)):
+            raise ValueError(f"{name}: targets of shape {t_shape} do not fit inputs of shape {x_shape}")
+        t = reshape(t, x_shape) if isinstance(t, Variable) else t.reshape(x_shape)
+        t_shape = x_shape
+    _check_same_shape(name, x_shape, t_shape)
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and dtype.kind == "f":
+        if isinstance(t, Variable):
+            if t.dtype.kind in "biu":
+                t = t.data.astype(dtype)
+        elif t.dtype != dtype:
+            t = t.astype(dtype)
+    return t
+
+
+def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
+    """Binary cross entropy of ``sigmoid(x)`` against targets ``t`` in [0, 1], summed and divided by ``len(x)``.
+
+    Computed from the logits as ``softplus(x) - t * x``: finite for any ``x``
+    (DeZero clipped the probabilities at 1e-15 instead).
+    """
+    t = _targets("sigmoid_cross_entropy", x, t)
+    return SigmoidCrossEntropy()(x, t)
+
+
+def binary_cross_entropy(p: Any, t: Any) -> Variable:
+    """Binary cross entropy of probabilities ``p`` against targets ``t``, summed and divided by ``len(t)``.
+
+    As in DeZero, ``p`` is clipped to ``[1e-15, 0.999]`` before the logarithms.
+    Prefer ``sigmoid_cross_entropy`` on logits, which is exact and stable.
+    """
+    t = _targets("binary_cross_entropy", p, t)
+    n = _batch_size(shape_of(t))
+    p = clip(p, 1e-15, 0.999)
+    tlog_p = t * log(p) + (1 - t) * log(1 - p)
+    return -1 * sum(tlog_p) / n
