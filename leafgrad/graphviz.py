@@ -163,11 +163,18 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
     return "digraph g {\n" + "\n".join(lines) + "\n}"
 
 
+def _file_mode(path: str) -> int:
+    """Permission bits for a new file (mkstemp makes 0o600 ones): the old file's, else the umask's."""
+    from leafgrad.serialization import _file_mode as mode
+    return mode(path)
+
+
 def _write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dot", dir=folder)
     try:
+        os.chmod(tmp, _file_mode(path))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -208,6 +215,7 @@ def render_dot(dot_text: str, to_file: str) -> str:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=folder)
     os.close(fd)
     try:
+        os.chmod(tmp, _file_mode(to_file))
         result = subprocess.run([exe, "-T" + fmt, "-o", tmp], input=dot_text.encode("utf-8"),
                                 capture_output=True, check=False)
         if result.returncode != 0:

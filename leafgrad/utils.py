@@ -11,6 +11,8 @@ __all__ = [
     "sum_to", "reshape_sum_backward", "logsumexp", "max_backward_shape",
     "numerical_grad", "gradient_check", "array_equal", "array_allclose",
     "get_conv_outsize", "get_deconv_outsize", "pair",
+    "get_dot_graph", "plot_dot_graph",
+    "get_file", "cache_dir",
 ]
 
 
@@ -176,3 +178,5 @@ def array_allclose(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> bo
     a = a.data if hasattr(a, "creator") else a
     b = b.data if hasattr(b, "creator") else b
     return bool(np.allclose(cuda.as_numpy(a), cuda.as_numpy(b), atol=atol, rtol=rtol))
+from leafgrad.graphviz import get_dot_graph, plot_dot_graph  # noqa: E402
+from leafgrad.download import get_file, cache_dir  # noqa: E402

@@ -1,0 +1,255 @@
+"""Run a program written for DeZero unchanged: ``import dezero`` resolves to leafgrad.
+
+Command line::
+
+    python -m leafgrad.compat program.py [args...]
+    python -m leafgrad.compat -m package.module [args...]
+
+In Python, :func:`install` does the same for the running process (and
+:func:`uninstall` undoes it).  Nothing happens at ``import leafgrad``: the
+alias exists only once :func:`install` has run.
+
+How names map:
+
+* ``dezero`` is a small proxy package: a name is looked up on ``leafgrad``
+  first, then ``Layer``, ``Model``, ``Dataset``, ``DataLoader`` and
+  ``SeqDataLoader`` come from their submodules, and every submodule
+  (``dezero.layers``, ...) is importable as an attribute, as DeZero's
+  ``__init__`` imports them all.
+* ``dezero.X`` (and ``dezero.X.Y``) is the module ``leafgrad.X`` itself, so
+  ``dezero.functions is leafgrad.functions`` and types are shared.
+* ``dezero.core`` and ``dezero.core_simple`` are proxies over
+  ``leafgrad.core`` and ``leafgrad.config`` (DeZero keeps ``Config`` and
+  ``using_config`` in its core); ``dezero.functions_conv`` is a proxy over
+  ``leafgrad.functions`` (and ``leafgrad.functions.conv`` when it exists).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import runpy
+import sys
+import types
+from typing import Any, Callable, Optional, Sequence
+
+__all__ = ["install", "uninstall", "is_installed", "run_path", "run_module", "main"]
+
+ALIAS = "dezero"
+TARGET = "leafgrad"
+
+#: Submodules that ``import dezero`` makes available as attributes (as DeZero's ``__init__`` does).
+SUBMODULES = ("functions", "functions_conv", "layers", "models", "optimizers", "datasets",
+              "dataloaders", "transforms", "utils", "cuda", "core", "core_simple")
+
+#: Top-level names DeZero exports that leafgrad may keep only in a submodule.
+_TOP_LEVEL_EXTRAS = {
+    "Layer": "layers", "Model": "models", "Dataset": "datasets",
+    "DataLoader": "dataloaders", "SeqDataLoader": "dataloaders",
+}
+
+
+def setup_variable() -> None:
+    """DeZero's operator set-up; leafgrad's ``Variable`` has its operators already, so nothing to do."""
+
+
+#: Proxy modules: alias name -> (source modules searched in order, optional ones marked with '?').
+_PROXIES: dict[str, tuple[str, ...]] = {
+    ALIAS: (TARGET,),
+    ALIAS + ".core": (TARGET + ".core", TARGET + ".config"),
+    ALIAS + ".core_simple": (TARGET + ".core", TARGET + ".config"),
+    ALIAS + ".functions_conv": ("?" + TARGET + ".functions.conv", TARGET + ".functions"),
+}
+
+
+def _source_modules(sources: Sequence[str]) -> list:
+    mods = []
+    for name in sources:
+        optional = name.startswith("?")
+        name = name.lstrip("?")
+        if optional and importlib.util.find_spec(name) is None:
+            continue
+        mods.append(importlib.import_module(name))
+    return mods
+
+
+def _make_getattr(module: types.ModuleType, alias: str, sources: Sequence[str]) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` for the proxy ``module``; a name found once is kept in its dict."""
+
+    def lookup(name: str) -> Any:
+        for mod in _source_modules(sources):
+            if hasattr(mod, name):
+                return getattr(mod, name)
+        if name == "setup_variable":
+            return setup_variable
+        if alias == ALIAS:
+            if name in SUBMODULES:
+                return importlib.import_module(f"{ALIAS}.{name}")
+            if name in _TOP_LEVEL_EXTRAS:
+                return getattr(importlib.import_module(f"{TARGET}.{_TOP_LEVEL_EXTRAS[name]}"), name)
+        targets = ", ".join(s.lstrip("?") for s in sources)
+        raise AttributeError(f"module {alias!r} (leafgrad.compat alias of {targets}) has no attribute {name!r}")
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = lookup(name)
+        module.__dict__[name] = value
+        return value
+
+    return __getattr__
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Loads ``dezero[.X]``: either a proxy module, or the leafgrad module put in its place."""
+
+    def __init__(self, alias: str, target: Optional[str]) -> None:
+        self.alias = alias
+        self.target = target  # None for a proxy
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
+        return None  # the default: a fresh module object
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        if self.target is not None:
+            # The import system takes whatever sits in sys.modules after exec_module, so the
+            # alias becomes the leafgrad module itself, its own __spec__ and __name__ untouched.
+            sys.modules[self.alias] = importlib.import_module(self.target)
+            return
+        sources = _PROXIES[self.alias]
+        module.__dict__["__getattr__"] = _make_getattr(module, self.alias, sources)
+        module.__dict__["__doc__"] = (f"leafgrad.compat alias: names come from "
+                                      f"{', '.join(s.lstrip('?') for s in sources)}")
+        module.__dict__["__dir__"] = lambda: sorted(
+            set(module.__dict__) | {n for m in _source_modules(sources) for n in dir(m)}
+            | (set(SUBMODULES) | set(_TOP_LEVEL_EXTRAS) if self.alias == ALIAS else set()))
+        if self.alias == ALIAS:
+            target = importlib.import_module(TARGET)
+            module.__dict__["__version__"] = getattr(target, "__version__", "0")
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+    """A meta path finder that answers for ``dezero`` and ``dezero.*`` only."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None):
+        if fullname != ALIAS and not fullname.startswith(ALIAS + "."):
+            return None
+        if fullname in _PROXIES:
+            loader = _AliasLoader(fullname, None)
+            is_pkg = fullname == ALIAS
+        else:
+            real = TARGET + fullname[len(ALIAS):]
+            try:
+                real_spec = importlib.util.find_spec(real)
+            except ModuleNotFoundError:
+                real_spec = None
+            if real_spec is None:
+                raise ModuleNotFoundError(
+                    f"No module named {fullname!r}: leafgrad.compat maps it to {real!r}, which does not exist",
+                    name=fullname)
+            loader = _AliasLoader(fullname, real)
+            is_pkg = real_spec.submodule_search_locations is not None
+        return importlib.util.spec_from_loader(fullname, loader, origin="leafgrad.compat alias",
+                                               is_package=is_pkg)
+
+
+_finder: Optional[_AliasFinder] = None
+
+
+def is_installed() -> bool:
+    """True while the ``dezero`` alias is installed."""
+    return _finder is not None and _finder in sys.meta_path
+
+
+def install() -> None:
+    """Make ``import dezero`` (and ``dezero.*``) resolve to leafgrad in this process; idempotent.
+
+    Raises RuntimeError if a real ``dezero`` was imported already.
+    """
+    global _finder
+    if is_installed():
+        return
+    existing = sys.modules.get(ALIAS)
+    if existing is not None:
+        raise RuntimeError(f"leafgrad.compat.install: a module named {ALIAS!r} is already imported "
+                           f"({getattr(existing, '__file__', existing)!r}); install the alias before "
+                           "anything imports dezero")
+    _finder = _AliasFinder()
+    sys.meta_path.insert(0, _finder)
+
+
+def uninstall() -> None:
+    """Remove the alias and forget the ``dezero`` modules it made (leafgrad's own modules stay)."""
+    global _finder
+    if _finder is not None and _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
+    _finder = None
+    for name in [n for n in sys.modules if n == ALIAS or n.startswith(ALIAS + ".")]:
+        del sys.modules[name]
+
+
+def run_path(path: str, argv: Sequence[str] = ()) -> dict:
+    """Run the DeZero program at ``path`` as ``__main__`` with ``sys.argv = [path, *argv]``; returns its globals."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"leafgrad.compat: no such program file: {path!r}")
+    install()
+    old_argv, old_path0 = sys.argv, sys.path[0] if sys.path else None
+    sys.argv = [path, *argv]
+    program_dir = os.path.dirname(os.path.abspath(path))
+    if sys.path:
+        sys.path[0] = program_dir
+    else:
+        sys.path.insert(0, program_dir)
+    try:
+        return runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv = old_argv
+        if old_path0 is not None:
+            sys.path[0] = old_path0
+
+
+def run_module(module: str, argv: Sequence[str] = ()) -> dict:
+    """Run the DeZero program ``module`` (``python -m`` style) as ``__main__``; returns its globals."""
+    install()
+    old_argv = sys.argv
+    sys.argv = [module, *argv]
+    try:
+        return runpy.run_module(module, run_name="__main__", alter_sys=True)
+    finally:
+        sys.argv = old_argv
+
+
+_USAGE = ("usage: python -m leafgrad.compat program.py [args...]\n"
+          "       python -m leafgrad.compat -m package.module [args...]\n"
+          "Runs a program written for DeZero with `import dezero` resolving to leafgrad.\n")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line: run a DeZero program (a file, or ``-m module``) on leafgrad."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        (sys.stdout if args else sys.stderr).write(_USAGE)
+        return 0 if args else 2
+    if args[0] == "-m":
+        if len(args) < 2:
+            sys.stderr.write(_USAGE)
+            return 2
+        run_module(args[1], args[2:])
+    else:
+        try:
+            run_path(args[0], args[1:])
+        except FileNotFoundError as e:
+            if str(e).startswith("leafgrad.compat:"):
+                sys.stderr.write(f"{e}\n")
+                return 2
+            raise
+    return 0
+
+
+if __name__ == "__main__":
+    # Run through the importable module, so that the alias state lives in ``leafgrad.compat``.
+    from leafgrad import compat as _compat
+
+    sys.exit(_compat.main())
