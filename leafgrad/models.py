@@ -1,0 +1,355 @@
+"""Models: ``Model`` (a ``Layer`` that can draw itself), ``Sequential``, ``MLP``, and the classic CNNs.
+
+``VGG16``, ``ResNet50/101/152`` and ``SqueezeNet`` build and run without any
+network access; their weights are created lazily at the first forward pass.
+``pretrained=True`` downloads DeZero's published weights once (through
+``leafgrad.utils.get_file``, which caches them) and loads them.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+import leafgrad.functions as F
+import leafgrad.layers as L
+from leafgrad.core import Variable
+from leafgrad.layers import Layer
+
+__all__ = ["Model", "Sequential", "MLP", "VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152",
+           "SqueezeNet"]
+
+
+# =============================================================================
+# Model / Sequential / MLP
+# =============================================================================
+class Model(Layer):
+    """A ``Layer`` meant to be trained as a whole; ``plot`` draws its computational graph."""
+
+    def plot(self, *inputs: Any, to_file: str = "model.png") -> Any:
+        """Run ``forward(*inputs)`` and draw the graph of the result into ``to_file`` (needs Graphviz)."""
+        from leafgrad.utils import plot_dot_graph
+        y = self.forward(*inputs)
+        return plot_dot_graph(y, verbose=True, to_file=to_file)
+
+
+class Sequential(Model):
+    """Layers (or any callables) applied one after the other; layers are registered as ``l0, l1, ...``."""
+
+    def __init__(self, *layers: Callable) -> None:
+        super().__init__()
+        self.layers = []
+        for i, layer in enumerate(layers):
+            setattr(self, "l" + str(i), layer)
+            self.layers.append(layer)
+
+    def forward(self, x: Any) -> Any:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class MLP(Model):
+    """A multi-layer perceptron: ``Linear`` layers of the given output sizes, ``activation`` between them."""
+
+    def __init__(self, fc_output_sizes: Sequence[int], activation: Callable = F.sigmoid) -> None:
+        super().__init__()
+        self.activation = activation
+        self.layers = []
+        for i, out_size in enumerate(fc_output_sizes):
+            layer = L.Linear(out_size)
+            setattr(self, "l" + str(i), layer)
+            self.layers.append(layer)
+
+    def forward(self, x: Any) -> Variable:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
+# =============================================================================
+# Pretrained weights
+# =============================================================================
+def _load_pretrained(model: Layer, url: str) -> None:
+    """Download (or find in the cache) the weights at ``url`` and load them into ``model``.
+
+    Entries the model lacks are ignored; parameters the file lacks keep their
+    initial values (with a warning); shapes must match where both exist.
+    """
+    from leafgrad import utils
+    from leafgrad.serialization import (SerializationError, _plan_weights, _raise_problems,
+                                        load_npz)
+    path = utils.get_file(url)
+    arrays = load_npz(path, "pretrained weights")
+    assignments, problems, _ = _plan_weights(model, arrays, False, "pretrained weights", cast=True)
+    _raise_problems(f"{type(model).__name__}(pretrained=True)", str(path), problems)
+    if not assignments:
+        raise SerializationError(f"{type(model).__name__}(pretrained=True): {str(path)!r} matches none "
+                                 "of the model's parameters")
+    for param, a in assignments:
+        param.data = a
+    missing = [k for k, _ in model.named_params() if k not in arrays]
+    if missing:
+        warnings.warn(f"{type(model).__name__}(pretrained=True): the weights file lacks {missing}; "
+                      "they keep their initial values", stacklevel=3)
+
+
+def _global_average_pooling_2d(x: Variable) -> Variable:
+    """The mean over the spatial axes of an ``(N, C, H, W)`` input: ``(N, C)``."""
+    N, C, H, W = x.shape
+    return F.sum(x, axis=(2, 3)) * (1.0 / (H * W))
+
+
+# =============================================================================
+# VGG16
+# =============================================================================
+class VGG16(Model):
+    """VGG-16 (13 convolutions, 3 fully connected layers, 1000 classes), for 224x224 RGB inputs."""
+
+    WEIGHTS_PATH = "https://github.com/koki0702/dezero-models/releases/download/v0.1/vgg16.npz"
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__()
+        self.conv1_1 = L.Conv2d(64, kernel_size=3, stride=1, pad=1)
+        self.conv1_2 = L.Conv2d(64, kernel_size=3, stride=1, pad=1)
+        self.conv2_1 = L.Conv2d(128, kernel_size=3, stride=1, pad=1)
+        self.conv2_2 = L.Conv2d(128, kernel_size=3, stride=1, pad=1)
+        self.conv3_1 = L.Conv2d(256, kernel_size=3, stride=1, pad=1)
+        self.conv3_2 = L.Conv2d(256, kernel_size=3, stride=1, pad=1)
+        self.conv3_3 = L.Conv2d(256, kernel_size=3, stride=1, pad=1)
+        self.conv4_1 = L.Conv2d(512, kernel_size=3, stride=1, pad=1)
+        self.conv4_2 = L.Conv2d(512, kernel_size=3, stride=1, pad=1)
+        self.conv4_3 = L.Conv2d(512, kernel_size=3, stride=1, pad=1)
+        self.conv5_1 = L.Conv2d(512, kernel_size=3, stride=1, pad=1)
+        self.conv5_2 = L.Conv2d(512, kernel_size=3, stride=1, pad=1)
+        self.conv5_3 = L.Conv2d(512, kernel_size=3, stride=1, pad=1)
+        self.fc6 = L.Linear(4096)
+        self.fc7 = L.Linear(4096)
+        self.fc8 = L.Linear(1000)
+        if pretrained:
+            _load_pretrained(self, VGG16.WEIGHTS_PATH)
+
+    def forward(self, x: Any) -> Variable:
+        x = F.relu(self.conv1_1(x))
+        x = F.relu(self.conv1_2(x))
+        x = F.pooling(x, 2, 2)
+        x = F.relu(self.conv2_1(x))
+        x = F.relu(self.conv2_2(x))
+        x = F.pooling(x, 2, 2)
+        x = F.relu(self.conv3_1(x))
+        x = F.relu(self.conv3_2(x))
+        x = F.relu(self.conv3_3(x))
+        x = F.pooling(x, 2, 2)
+        x = F.relu(self.conv4_1(x))
+        x = F.relu(self.conv4_2(x))
+        x = F.relu(self.conv4_3(x))
+        x = F.pooling(x, 2, 2)
+        x = F.relu(self.conv5_1(x))
+        x = F.relu(self.conv5_2(x))
+        x = F.relu(self.conv5_3(x))
+        x = F.pooling(x, 2, 2)
+        x = F.reshape(x, (x.shape[0], -1))
+        x = F.dropout(F.relu(self.fc6(x)))
+        x = F.dropout(F.relu(self.fc7(x)))
+        x = self.fc8(x)
+        return x
+
+    @staticmethod
+    def preprocess(image: Any, size: Optional[tuple] = (224, 224), dtype: Any = np.float32) -> np.ndarray:
+        """A PIL image as the network's input: RGB, resized, BGR order, ImageNet means subtracted, CHW."""
+        image = image.convert("RGB")
+        if size:
+            image = image.resize(size)
+        image = np.asarray(image, dtype=dtype)
+        image = image[:, :, ::-1]
+        image = image - np.array([103.939, 116.779, 123.68], dtype=dtype)
+        image = image.transpose((2, 0, 1))
+        return np.ascontiguousarray(image)
+
+
+# =============================================================================
+# ResNet
+# =============================================================================
+class ResNet(Model):
+    """ResNet-50/101/152 with bottleneck blocks (MSRA variant: stride on the first 1x1 convolution).
+
+    DeZero 0.0.13 declares its convolutions with Chainer's argument order
+    (``Conv2d(in, out, k, s, p)``), which makes its ResNet fail at the first
+    call; here they are declared with ``Conv2d``'s own order (and ``conv1``
+    keeps its bias, as in Chainer's ResNet), with the same layer names
+    (``conv1 bn1 res2..res5 fc6``; blocks ``a b1 b2 ...``; ``conv1..conv4
+    bn1..bn4`` inside), so DeZero's published weight files can load by name.
+    ``pretrained=True`` ignores file entries the model lacks and warns about
+    parameters the file lacks.
+    """
+
+    WEIGHTS_PATH = "https://github.com/koki0702/dezero-models/releases/download/v0.1/resnet{}.npz"
+    _BLOCKS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+
+    def __init__(self, n_layers: int = 152, pretrained: bool = False) -> None:
+        super().__init__()
+        if n_layers not in self._BLOCKS:
+            raise ValueError("ResNet: the n_layers argument should be either 50, 101, or 152, "
+                             f"but {n_layers} was given.")
+        block = self._BLOCKS[n_layers]
+        self.conv1 = L.Conv2d(64, 7, 2, 3)
+        self.bn1 = L.BatchNorm()
+        self.res2 = BuildingBlock(block[0], 64, 64, 256, 1)
+        self.res3 = BuildingBlock(block[1], 256, 128, 512, 2)
+        self.res4 = BuildingBlock(block[2], 512, 256, 1024, 2)
+        self.res5 = BuildingBlock(block[3], 1024, 512, 2048, 2)
+        self.fc6 = L.Linear(1000)
+        if pretrained:
+            _load_pretrained(self, ResNet.WEIGHTS_PATH.format(n_layers))
+
+    def forward(self, x: Any) -> Variable:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.pooling(x, kernel_size=3, stride=2)
+        x = self.res2(x)
+        x = self.res3(x)
+        x = self.res4(x)
+        x = self.res5(x)
+        x = _global_average_pooling_2d(x)
+        x = self.fc6(x)
+        return x
+
+
+class ResNet152(ResNet):
+    """ResNet with 152 layers."""
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__(152, pretrained)
+
+
+class ResNet101(ResNet):
+    """ResNet with 101 layers."""
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__(101, pretrained)
+
+
+class ResNet50(ResNet):
+    """ResNet with 50 layers."""
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__(50, pretrained)
+
+
+class BuildingBlock(Layer):
+    """One ResNet stage: a ``BottleneckA`` (``a``) then ``n_layers - 1`` ``BottleneckB`` (``b1, b2, ...``)."""
+
+    def __init__(self, n_layers: int, in_channels: int, mid_channels: int, out_channels: int,
+                 stride: int, downsample_fb: bool = False) -> None:
+        super().__init__()
+        self.a = BottleneckA(in_channels, mid_channels, out_channels, stride, downsample_fb)
+        self._forward = ["a"]
+        for i in range(n_layers - 1):
+            name = "b{}".format(i + 1)
+            setattr(self, name, BottleneckB(out_channels, mid_channels))
+            self._forward.append(name)
+
+    def forward(self, x: Any) -> Variable:
+        for name in self._forward:
+            x = getattr(self, name)(x)
+        return x
+
+
+class BottleneckA(Layer):
+    """A bottleneck that changes the channel count (and the resolution when ``stride`` > 1).
+
+    ``downsample_fb=False`` puts the stride on the first 1x1 convolution (the
+    original MSRA ResNet), ``True`` on the 3x3 one (Facebook's).
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int = 2,
+                 downsample_fb: bool = False) -> None:
+        super().__init__()
+        stride_1x1, stride_3x3 = (1, stride) if downsample_fb else (stride, 1)
+        self.conv1 = L.Conv2d(mid_channels, 1, stride_1x1, 0, nobias=True, in_channels=None)
+        self.bn1 = L.BatchNorm()
+        self.conv2 = L.Conv2d(mid_channels, 3, stride_3x3, 1, nobias=True)
+        self.bn2 = L.BatchNorm()
+        self.conv3 = L.Conv2d(out_channels, 1, 1, 0, nobias=True)
+        self.bn3 = L.BatchNorm()
+        self.conv4 = L.Conv2d(out_channels, 1, stride, 0, nobias=True)
+        self.bn4 = L.BatchNorm()
+
+    def forward(self, x: Any) -> Variable:
+        h1 = F.relu(self.bn1(self.conv1(x)))
+        h1 = F.relu(self.bn2(self.conv2(h1)))
+        h1 = self.bn3(self.conv3(h1))
+        h2 = self.bn4(self.conv4(x))
+        return F.relu(h1 + h2)
+
+
+class BottleneckB(Layer):
+    """A bottleneck that keeps the resolution and the channel count, with an identity shortcut."""
+
+    def __init__(self, in_channels: int, mid_channels: int) -> None:
+        super().__init__()
+        self.conv1 = L.Conv2d(mid_channels, 1, 1, 0, nobias=True)
+        self.bn1 = L.BatchNorm()
+        self.conv2 = L.Conv2d(mid_channels, 3, 1, 1, nobias=True)
+        self.bn2 = L.BatchNorm()
+        self.conv3 = L.Conv2d(in_channels, 1, 1, 0, nobias=True)
+        self.bn3 = L.BatchNorm()
+
+    def forward(self, x: Any) -> Variable:
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = F.relu(self.bn2(self.conv2(h)))
+        h = self.bn3(self.conv3(h))
+        return F.relu(h + x)
+
+
+# =============================================================================
+# SqueezeNet
+# =============================================================================
+class Fire(Layer):
+    """SqueezeNet's Fire module: a 1x1 squeeze, then 1x1 and 3x3 expands concatenated."""
+
+    def __init__(self, squeeze: int, expand1x1: int, expand3x3: int) -> None:
+        super().__init__()
+        self.squeeze = L.Conv2d(squeeze, 1)
+        self.expand1x1 = L.Conv2d(expand1x1, 1)
+        self.expand3x3 = L.Conv2d(expand3x3, 3, pad=1)
+
+    def forward(self, x: Any) -> Variable:
+        h = F.relu(self.squeeze(x))
+        return F.concat([F.relu(self.expand1x1(h)), F.relu(self.expand3x3(h))], axis=1)
+
+
+class SqueezeNet(Model):
+    """SqueezeNet 1.1 (Iandola et al. 2016): Fire modules, about 1.2 million parameters.
+
+    DeZero 0.0.13 declares ``SqueezeNet`` without implementing it and
+    publishes no weights for it, so ``pretrained=True`` raises.
+    """
+
+    def __init__(self, pretrained: bool = False, n_classes: int = 1000) -> None:
+        super().__init__()
+        if pretrained:
+            raise NotImplementedError("SqueezeNet: no pretrained weights are published for "
+                                      "DeZero/leafgrad; build it with pretrained=False")
+        self.conv1 = L.Conv2d(64, 3, stride=2)
+        self.fire2 = Fire(16, 64, 64)
+        self.fire3 = Fire(16, 64, 64)
+        self.fire4 = Fire(32, 128, 128)
+        self.fire5 = Fire(32, 128, 128)
+        self.fire6 = Fire(48, 192, 192)
+        self.fire7 = Fire(48, 192, 192)
+        self.fire8 = Fire(64, 256, 256)
+        self.fire9 = Fire(64, 256, 256)
+        self.conv10 = L.Conv2d(n_classes, 1)
+
+    def forward(self, x: Any) -> Variable:
+        x = F.relu(self.conv1(x))
+        x = F.pooling(x, 3, 2)
+        x = self.fire3(self.fire2(x))
+        x = F.pooling(x, 3, 2)
+        x = self.fire5(self.fire4(x))
+        x = F.pooling(x, 3, 2)
+        x = self.fire9(self.fire8(self.fire7(self.fire6(x))))
+        x = F.dropout(x, 0.5)
+        x = F.relu(self.conv10(x))
+        return _global_average_pooling_2d(x)

@@ -1,0 +1,468 @@
+"""Optimizers: ``SGD MomentumSGD AdaGrad AdaDelta Adam`` and the hooks ``WeightDecay ClipGrad FreezeParam``.
+
+``optimizer = SGD(lr).setup(model)`` then, after each ``loss.backward()``,
+``optimizer.update()`` changes every parameter that has a gradient.
+
+Updates happen in place on ``param.data`` and allocate nothing per step: the
+temporaries of the update formulas go to a scratch buffer the optimizer keeps
+(as large as its largest parameter) and are written with ``out=`` and in-place
+operators.  Hyperparameters are used as Python floats, so float32 parameters
+stay float32 under NumPy 2 even when a schedule sets ``lr`` to a NumPy float64.
+
+Per-parameter state (momentum, running averages) is created at a parameter's
+first update and can be exported and restored with ``state_dict()`` /
+``load_state_dict()``, keyed by the parameter's path in the model
+(``"l0/W"``): :func:`leafgrad.serialization.save_checkpoint` uses them.
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from leafgrad import cuda
+from leafgrad.core import Parameter
+
+__all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam",
+           "WeightDecay", "ClipGrad", "FreezeParam"]
+
+
+# =============================================================================
+# Scratch buffers
+# =============================================================================
+class _Scratch:
+    """Reusable flat buffers, one set per (array module, dtype), viewed in any shape up to the largest.
+
+    ``get(like, k)`` returns the ``k``-th temporary shaped like ``like``; its
+    contents are garbage.  The buffers grow to the largest parameter seen and
+    are then reused by every step.
+    """
+
+    __slots__ = ("_buffers",)
+
+    def __init__(self) -> None:
+        self._buffers: Dict[tuple, Any] = {}
+
+    def get(self, like: Any, k: int = 0) -> Any:
+        xp = cuda.get_array_module(like)
+        key = (xp.__name__, like.dtype.str, k)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < like.size:
+            buf = self._buffers[key] = xp.empty(like.size, dtype=like.dtype)
+        return buf[:like.size].reshape(like.shape)
+
+    def clear(self) -> None:
+        """Free the buffers (they come back at the next step)."""
+        self._buffers.clear()
+
+
+def _root(a: Any) -> Any:
+    """The array that owns ``a``'s memory."""
+    while getattr(a, "base", None) is not None and hasattr(a.base, "shape"):
+        a = a.base
+    return a
+
+
+def _unalias_grads(params: List[Parameter]) -> None:
+    """Give each parameter a writable gradient array of its own before hooks modify gradients in place.
+
+    The backward walk may hand one array (or views of one array) to several
+    parameters, for example the two operands of an ``Add``; an in-place hook
+    would then change (or scale twice) every gradient sharing it.  A gradient
+    may also be a read-only broadcast view (the gradient of a ``sum``).
+    """
+    owners = set()
+    for p in params:
+        g = p.grad.data
+        root = id(_root(g))
+        if root in owners or not getattr(g.flags, "writeable", True):
+            p.grad.data = g.copy()
+        owners.add(root)
+
+
+# =============================================================================
+# Optimizer (base class)
+# =============================================================================
+class Optimizer:
+    """The base of all optimizers: ``setup(target)``, ``update()``, ``add_hook(f)``.
+
+    Subclasses implement ``update_one(param)`` and name their hyperparameters
+    in ``hyperparams`` and their per-parameter state arrays in ``state_names``.
+    """
+
+    #: Attribute names of the hyperparameters (saved by ``state_dict``).
+    hyperparams: Tuple[str, ...] = ()
+    #: Names of the per-parameter state arrays, created as zeros at a parameter's first update.
+    state_names: Tuple[str, ...] = ()
+    #: Attribute names of integer counters (saved by ``state_dict``).
+    counters: Tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.target: Any = None
+        self.hooks: List[Callable[[List[Parameter]], None]] = []
+        self._state: "weakref.WeakKeyDictionary[Parameter, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+        self._scratch = _Scratch()
+
+    def setup(self, target: Any) -> "Optimizer":
+        """Optimize the parameters of ``target`` (a ``Layer``/``Model``, or anything with ``params()``); returns self."""
+        if not hasattr(target, "params"):
+            raise TypeError(f"{type(self).__name__}.setup: {type(target).__name__} has no params() method")
+        self.target = target
+        return self
+
+    def update(self) -> None:
+        """Run the hooks on the parameters that have a gradient, then update each of them in place."""
+        if self.target is None:
+            raise RuntimeError(f"{type(self).__name__}.update: call setup(model) first")
+        params = []
+        seen = set()
+        for p in self.target.params():
+            if p.grad is not None and id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+        if self.hooks:
+            _unalias_grads(params)
+            for f in self.hooks:
+                f(params)
+        for param in params:
+            if param.grad is not None:  # a hook (FreezeParam) may have dropped it
+                self.update_one(param)
+
+    def update_one(self, param: Parameter) -> None:
+        """Update one parameter from its gradient (implemented by subclasses)."""
+        raise NotImplementedError(f"{type(self).__name__}.update_one is not implemented")
+
+    def add_hook(self, f: Callable[[List[Parameter]], None]) -> None:
+        """Call ``f(params)`` before every update, with the list of parameters that have a gradient."""
+        self.hooks.append(f)
+
+    # ---- per-parameter state ---------------------------------------------------------
+    def _slots(self, param: Parameter) -> Dict[str, Any]:
+        """The state arrays of ``param``, created as zeros at its first update."""
+        slots = self._state.get(param)
+        if slots is None:
+            xp = cuda.get_array_module(param.data)
+            slots = {name: xp.zeros_like(param.data) for name in self.state_names}
+            self._state[param] = slots
+        return slots
+
+    def _named_target_params(self) -> List[Tuple[str, Parameter]]:
+        """``(path, param)`` for each parameter of the target, each once (first path wins)."""
+        if self.target is None:
+            return []
+        if hasattr(self.target, "named_params"):
+            items = self.target.named_params()
+        else:
+            items = ((str(i), p) for i, p in enumerate(self.target.params()))
+        out, seen = [], set()
+        for name, p in items:
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append((name, p))
+        return out
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The optimizer's state: class name, hyperparameters, counters, and per-parameter arrays.
+
+        ``{"type": "Adam", "hyperparams": {...}, "counters": {"t": 3},
+        "state": {"l0/W": {"m": array, "v": array}, ...}}``.  The arrays are
+        the optimizer's own (not copies): save them before the next update.
+        """
+        state = {}
+        for name, p in self._named_target_params():
+            slots = self._state.get(p)
+            if slots is not None:
+                state[name] = dict(slots)
+        return {
+            "type": type(self).__name__,
+            "hyperparams": {k: _plain_number(getattr(self, k)) for k in self.hyperparams},
+            "counters": {k: int(getattr(self, k)) for k in self.counters},
+            "state": state,
+        }
+
+    def check_state_dict(self, state_dict: Mapping[str, Any],
+                         shapes: Optional[Mapping[str, Tuple[tuple, Any]]] = None) -> List[str]:
+        """The problems that would make ``load_state_dict(state_dict)`` fail (empty when it would succeed).
+
+        ``shapes`` maps parameter paths to ``(shape, dtype)`` to check against
+        instead of the parameters' current data (used when model weights are
+        loaded in the same step).
+        """
+        name = type(self).__name__
+        problems = []
+        if state_dict.get("type") != name:
+            return [f"the state is for a {state_dict.get('type')!r} optimizer, this one is {name!r}"]
+        for k in self.hyperparams:
+            if k not in state_dict.get("hyperparams", {}):
+                problems.append(f"hyperparameter {k!r} is missing")
+        for k in self.counters:
+            if k not in state_dict.get("counters", {}):
+                problems.append(f"counter {k!r} is missing")
+        params = dict(self._named_target_params())
+        for pname, slots in state_dict.get("state", {}).items():
+            if pname not in params:
+                problems.append(f"state for parameter {pname!r}, which the model does not have")
+                continue
+            if shapes is not None and pname in shapes:
+                shape, dtype = shapes[pname]
+            else:
+                data = params[pname].data
+                shape, dtype = (None, None) if data is None else (data.shape, data.dtype)
+            if set(slots) != set(self.state_names):
+                problems.append(f"parameter {pname!r}: state arrays {sorted(slots)}, "
+                                f"expected {sorted(self.state_names)}")
+                continue
+            for sname, arr in slots.items():
+                if shape is None:
+                    problems.append(f"parameter {pname!r} has state {sname!r} but is not initialized")
+                elif tuple(arr.shape) != tuple(shape):
+                    problems.append(f"parameter {pname!r}: state {sname!r} has shape {tuple(arr.shape)}, "
+                                    f"the parameter {tuple(shape)}")
+                elif np.dtype(arr.dtype) != np.dtype(dtype):
+                    problems.append(f"parameter {pname!r}: state {sname!r} has dtype {arr.dtype}, "
+                                    f"the parameter {dtype}")
+        return problems
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``: all or nothing (a ``ValueError`` lists every problem)."""
+        problems = self.check_state_dict(state_dict)
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
+        self._apply_state_dict(state_dict)
+
+    def _apply_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Install a checked state dict (cannot fail)."""
+        for k in self.hyperparams:
+            setattr(self, k, state_dict["hyperparams"][k])
+        for k in self.counters:
+            setattr(self, k, int(state_dict["counters"][k]))
+        params = dict(self._named_target_params())
+        self._state = weakref.WeakKeyDictionary()
+        for pname, slots in state_dict.get("state", {}).items():
+            p = params[pname]
+            xp = cuda.get_array_module(p.data) if p.data is not None else np
+            self._state[p] = {s: xp.array(a, copy=True) for s, a in slots.items()}
+
+
+def _plain_number(v: Any) -> Any:
+    """A hyperparameter as a Python number (NumPy scalars included), for saving as JSON."""
+    if isinstance(v, (np.generic,)) or (hasattr(v, "ndim") and getattr(v, "ndim", 1) == 0):
+        return v.item()
+    return v
+
+
+# =============================================================================
+# Hook functions
+# =============================================================================
+class WeightDecay:
+    """Hook: add ``rate * param`` to each gradient (L2 regularization)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._scratch = _Scratch()
+
+    def __call__(self, params: Iterable[Parameter]) -> None:
+        rate = float(self.rate)
+        for param in params:
+            g = param.grad.data
+            tmp = self._scratch.get(param.data)
+            cuda.get_array_module(g).multiply(param.data, rate, out=tmp)
+            g += tmp
+
+
+class ClipGrad:
+    """Hook: scale all gradients down so that their global L2 norm is at most ``max_norm``."""
+
+    def __init__(self, max_norm: float) -> None:
+        self.max_norm = max_norm
+
+    def __call__(self, params: Iterable[Parameter]) -> None:
+        params = list(params)
+        total = 0.0
+        for param in params:
+            g = param.grad.data.ravel()
+            total += float(g.dot(g))
+        total_norm = math.sqrt(total)
+        rate = float(self.max_norm) / (total_norm + 1e-6)
+        if rate < 1:
+            for param in params:
+                param.grad.data *= rate
+
+
+class FreezeParam:
+    """Hook: keep the given layers' (or parameters') values fixed by dropping their gradients."""
+
+    def __init__(self, *layers: Any) -> None:
+        self.freeze_params: List[Parameter] = []
+        for layer in layers:
+            if isinstance(layer, Parameter):
+                self.freeze_params.append(layer)
+            else:
+                self.freeze_params.extend(layer.params())
+
+    def __call__(self, params: Iterable[Parameter]) -> None:
+        for p in self.freeze_params:
+            p.grad = None
+
+
+# =============================================================================
+# SGD / MomentumSGD / AdaGrad / AdaDelta / Adam
+# =============================================================================
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``param -= lr * grad``."""
+
+    hyperparams = ("lr",)
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__()
+        self.lr = lr
+
+    def update_one(self, param: Parameter) -> None:
+        data, grad = param.data, param.grad.data
+        tmp = self._scratch.get(data)
+        cuda.get_array_module(data).multiply(grad, float(self.lr), out=tmp)
+        data -= tmp
+
+
+class MomentumSGD(Optimizer):
+    """SGD with momentum: ``v = momentum * v - lr * grad; param += v``."""
+
+    hyperparams = ("lr", "momentum")
+    state_names = ("v",)
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__()
+        self.lr = lr
+        self.momentum = momentum
+
+    def update_one(self, param: Parameter) -> None:
+        data, grad = param.data, param.grad.data
+        v = self._slots(param)["v"]
+        tmp = self._scratch.get(data)
+        cuda.get_array_module(data).multiply(grad, float(self.lr), out=tmp)
+        v *= float(self.momentum)
+        v -= tmp
+        data += v
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h += grad**2; param -= lr * grad / (sqrt(h) + eps)``."""
+
+    hyperparams = ("lr", "eps")
+    state_names = ("h",)
+
+    def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.lr = lr
+        self.eps = eps
+
+    def update_one(self, param: Parameter) -> None:
+        xp = cuda.get_array_module(param.data)
+        data, grad = param.data, param.grad.data
+        h = self._slots(param)["h"]
+        step = self._scratch.get(data, 0)
+        tmp = self._scratch.get(data, 1)
+        xp.multiply(grad, grad, out=tmp)
+        h += tmp
+        xp.sqrt(h, out=tmp)
+        tmp += float(self.eps)
+        xp.multiply(grad, float(self.lr), out=step)
+        step /= tmp
+        data -= step
+
+
+class AdaDelta(Optimizer):
+    """AdaDelta: running averages of squared gradients (``msg``) and squared updates (``msdx``).
+
+    ``msg = rho msg + (1-rho) g^2; dx = sqrt((msdx + eps) / (msg + eps)) g;
+    msdx = rho msdx + (1-rho) dx^2; param -= dx``.
+    """
+
+    hyperparams = ("rho", "eps")
+    state_names = ("msg", "msdx")
+
+    def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.rho = rho
+        self.eps = eps
+
+    def update_one(self, param: Parameter) -> None:
+        xp = cuda.get_array_module(param.data)
+        data, grad = param.data, param.grad.data
+        slots = self._slots(param)
+        msg, msdx = slots["msg"], slots["msdx"]
+        rho, eps = float(self.rho), float(self.eps)
+        dx = self._scratch.get(data, 0)
+        tmp = self._scratch.get(data, 1)
+
+        xp.multiply(grad, 1 - rho, out=tmp)
+        tmp *= grad
+        msg *= rho
+        msg += tmp
+        xp.add(msdx, eps, out=dx)
+        xp.add(msg, eps, out=tmp)
+        dx /= tmp
+        xp.sqrt(dx, out=dx)
+        dx *= grad
+        xp.multiply(dx, 1 - rho, out=tmp)
+        tmp *= dx
+        msdx *= rho
+        msdx += tmp
+        data -= dx
+
+
+class Adam(Optimizer):
+    """Adam; ``lr`` is the bias-corrected step size ``alpha * sqrt(1 - beta2^t) / (1 - beta1^t)``.
+
+    ``m += (1-beta1)(g - m); v += (1-beta2)(g^2 - v); param -= lr * m / (sqrt(v) + eps)``.
+    The step counter ``t`` advances at every ``update()``.
+    """
+
+    hyperparams = ("alpha", "beta1", "beta2", "eps")
+    state_names = ("m", "v")
+    counters = ("t",)
+
+    def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8) -> None:
+        super().__init__()
+        self.t = 0
+        self.alpha = alpha
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Advance ``t`` and update every parameter that has a gradient."""
+        self.t += 1
+        super().update(*args, **kwargs)
+
+    @property
+    def lr(self) -> float:
+        """The step size at step ``t``, with Adam's bias corrections folded in."""
+        fix1 = 1.0 - math.pow(self.beta1, self.t)
+        fix2 = 1.0 - math.pow(self.beta2, self.t)
+        return float(self.alpha) * math.sqrt(fix2) / fix1
+
+    def update_one(self, param: Parameter) -> None:
+        xp = cuda.get_array_module(param.data)
+        data, grad = param.data, param.grad.data
+        slots = self._slots(param)
+        m, v = slots["m"], slots["v"]
+        beta1, beta2, eps = float(self.beta1), float(self.beta2), float(self.eps)
+        step = self._scratch.get(data, 0)
+        tmp = self._scratch.get(data, 1)
+
+        xp.subtract(grad, m, out=tmp)
+        tmp *= 1 - beta1
+        m += tmp
+        xp.multiply(grad, grad, out=tmp)
+        tmp -= v
+        tmp *= 1 - beta2
+        v += tmp
+        xp.sqrt(v, out=tmp)
+        tmp += eps
+        xp.multiply(m, self.lr, out=step)
+        step /= tmp
+        data -= step
