@@ -492,8 +492,17 @@ class Function:
         return tuple(e is not None for e in self._edges)
 
     def _release(self) -> None:
-        """Drop everything kept for backward and the graph edges (after a non-retained backward)."""
-        self._edges = None
+        """Drop everything kept for backward (after a non-retained backward).
+
+        The edges to upstream functions stay, so that ``unchain_backward`` can
+        still reach and cut the graph (truncated backpropagation through time);
+        edges to leaves go, so a kept ``loss`` pins no input batch.
+        """
+        self._released = True
+        edges = self._edges
+        for k, edge in enumerate(edges):
+            if isinstance(edge, Variable):
+                edges[k] = RELEASED_LEAF
         if self.inputs is not None:
             self.inputs = None
         if self.output_data is not None:
@@ -508,6 +517,8 @@ class Function:
     saved: Optional[tuple] = None
     generation = 0
     _edges: Optional[list] = None
+    #: True once backward ran through this function without retain_graph: its data is gone.
+    _released = False
 
 
 def _float_kind(dtype: Any) -> bool:
@@ -528,6 +539,19 @@ def _keep_float_dtype(xs: Sequence[Any], outputs: list) -> None:
     for y in outputs:
         if y.data.dtype == np.float64:
             y.data = y.data.astype(widest)
+
+
+class _ReleasedLeaf:
+    """The edge that replaces a leaf Variable once backward released its function."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RELEASED_LEAF"
+
+
+#: Marks where a leaf was: the function no longer pins the leaf's array, yet is not cut off.
+RELEASED_LEAF = _ReleasedLeaf()
 
 
 def _explain(err: Exception, func: Function, xs: Sequence[Any]) -> Exception:

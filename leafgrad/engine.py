@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from leafgrad.config import _enable_backprop
-from leafgrad.core import _LEGACY_PROMOTION, Function, Variable
+from leafgrad.core import _LEGACY_PROMOTION, RELEASED_LEAF, Function, Variable
 from leafgrad.cuda import array_types, get_array_module
 
 __all__ = ["run_backward", "grad", "unchain_graph"]
@@ -35,6 +35,19 @@ _FREED_MESSAGE = (
 
 def _freed_error(func: Function) -> RuntimeError:
     return RuntimeError(_FREED_MESSAGE.format(name=type(func).__name__))
+
+
+def _cut_off(f: Function) -> bool:
+    """For a function whose saved data backward released: True if nothing upstream is left.
+
+    ``unchain_backward`` after ``backward`` (truncated backpropagation through
+    time, as the book does it) cuts every edge of such a function: reaching it
+    again is harmless and it is skipped.  Otherwise gradients would have to go
+    through data that is gone: that is an error telling the user what to do.
+    """
+    if any(edge is not None for edge in f._edges):
+        raise _freed_error(f)
+    return True
 
 
 def _ones_like(data: Any, create_graph: bool) -> Any:
@@ -121,8 +134,8 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
             else:
                 entry[1] = entry[1] + gy
             continue
-        if f._edges is None:
-            raise _freed_error(f)
+        if f._released and _cut_off(f):
+            continue
         if not capture and y.grad is not None:
             y.grad = None  # it was the seed; it comes back below when retain_grad
         slots = pending.get(f)
@@ -138,8 +151,6 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
         f = heappop(heap)[2]
         gys = pending.pop(f)
         edges = f._edges
-        if edges is None:
-            raise _freed_error(f)
 
         if retain_grad:
             for ref, g in zip(f.outputs, gys):
@@ -182,8 +193,8 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
                 creator, i = edge, 0
             slots = pending.get(creator)
             if slots is None:
-                if creator._edges is None:
-                    raise _freed_error(creator)
+                if creator._released and _cut_off(creator):
+                    continue
                 n = len(creator.outputs)
                 if n == 1:
                     pending[creator] = [gx]
@@ -194,7 +205,7 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
                 counter += 1
             else:
                 slots[i] = gx if slots[i] is None else slots[i] + gx
-        if not retain_graph:
+        if not retain_graph:  # free what this function kept, now that it has been used
             f._release()
 
     if capture:
@@ -278,7 +289,7 @@ def unchain_graph(var: Variable) -> None:
         if edges is None:
             continue
         for k, edge in enumerate(edges):
-            if edge is None or isinstance(edge, Variable):
+            if edge is None or edge is RELEASED_LEAF or isinstance(edge, Variable):
                 continue
             creator, i = edge if type(edge) is tuple else (edge, 0)
             x = creator.outputs[i]()

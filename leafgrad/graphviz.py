@@ -73,7 +73,7 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
     with Graphviz's ``dot`` (see :func:`plot_dot_graph`).  Intermediate
     Variables that are no longer alive still appear, labelled ``(freed)``.
     """
-    from leafgrad.core import Variable
+    from leafgrad.core import RELEASED_LEAF, Variable
     if not isinstance(output, Variable):
         raise TypeError(f"get_dot_graph: expected a Variable, got {type(output).__name__}")
 
@@ -140,7 +140,7 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
         fid = node_id(func)
         edges = func._edges
         name = type(func).__name__
-        if edges is None:
+        if func._released:
             lines.append(f"{fid} [label={_quote(name + chr(10) + '(released)')}, {_RELEASED}]")
         else:
             lines.append(f"{fid} [label={_quote(name)}, {_FUNC}]")
@@ -149,7 +149,7 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
         if edges is None:
             continue
         for k, edge in enumerate(edges):
-            if edge is None:
+            if edge is None or edge is RELEASED_LEAF:
                 src = draw_constant(func, k)
             elif isinstance(edge, Variable):
                 src = draw_leaf(edge)

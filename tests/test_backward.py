@@ -284,3 +284,40 @@ def test_scalar_results_of_numpy_are_arrays_again():
     assert isinstance(y.data, np.ndarray)
     y.backward()
     assert isinstance(x.grad.data, np.ndarray)
+
+
+def test_second_backward_raises_even_when_only_leaves_are_upstream():
+    x = Variable(np.array(2.0))
+    y = x * 2.0
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_truncated_bptt_unchain_after_backward_as_the_book_does():
+    w = Variable(np.ones(3) * 0.5)
+    h, loss, grads = None, 0, []
+    for i in range(1, 9):
+        h = F.tanh(np.full(3, float(i)) + (0 if h is None else h * w))
+        loss = loss + F.sum(h)
+        if i % 2 == 0:
+            w.cleargrad()
+            loss.backward()
+            loss.unchain_backward()
+            assert h.creator is None
+            grads.append(w.grad.data.copy())
+    # each segment's gradient only covers that segment (as in DeZero)
+    assert len(grads) == 4 and all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_unchain_backward_after_backward_frees_upstream(no_gc):
+    import weakref
+    x = Variable(np.ones(3))
+    h = F.sin(x)
+    f_ref = weakref.ref(h.creator)
+    loss = F.sum(h * 2.0)
+    del h
+    loss.backward()
+    assert f_ref() is not None  # the structure (no data) lives while loss does
+    loss.unchain_backward()
+    assert f_ref() is None
