@@ -2,17 +2,21 @@
 
 On NumPy the figures come from :mod:`tracemalloc`: NumPy reports every array
 buffer it allocates to it, and Python reports its own objects (Variables,
-Functions, graph edges), so the figures are the bytes *allocated inside the
-block and still alive* (``current``) and the highest that amount reached
-(``peak``).  Arrays that existed before the block are not counted; arrays made
-inside it and kept afterwards are.
+Functions, graph edges).  ``peak`` is the highest the traced bytes rose above
+their level at the start of the block; ``current`` is the net change at its
+end: bytes allocated inside the block and still alive, minus bytes freed.
+
+tracemalloc only sees memory allocated while tracing is on.  A block turns
+tracing on if it is off, so arrays made before it are invisible to it: it
+cannot see them being freed.  Open an outer block first (or call
+``tracemalloc.start()``) to see frees too: blocks nest, and an inner block
+does not disturb the peak of an outer one.
 
 On CuPy (``device="gpu"``) the figures come from CuPy's memory pool: a memory
 hook counts the bytes the pool hands out to arrays and takes back.
 
-Trackers nest: an inner block does not disturb the peak of an outer one.
-``tracemalloc`` is process-wide, so allocations by other threads during the
-block are counted too, and tracing slows allocation down while it is on.
+tracemalloc is process-wide, so allocations by other threads during the block
+are counted too, and tracing slows allocation down while it is on.
 
 A learner can see what the memory model does with it::
 
@@ -21,8 +25,8 @@ A learner can see what the memory model does with it::
 
     x = lg.Variable(np.random.rand(1000, 1000))   # 8 MB
     with track() as mem:
-        y = F.sum(F.exp(F.sin(x)) * 2)            # intermediates die as soon as they are used
-    print(mem)                                    # peak ... MiB, current ... (only y and its graph)
+        y = F.sum(F.exp(F.sin(x)) * 2)            # sin's output dies as soon as exp has used it
+    print(mem)     # peak 15.3 MiB, current 7.6 MiB: only exp's output stays, for backward
 """
 from __future__ import annotations
 
@@ -53,9 +57,9 @@ class MemoryReport:
 
     After (or during) the block:
 
-    * ``peak``: the most bytes allocated inside the block and alive at the same time;
-    * ``current``: the bytes allocated inside the block and still alive at its end
-      (during the block: alive now);
+    * ``peak``: the most the traced bytes rose above their level at the start;
+    * ``current``: the net change of traced bytes at the end of the block (during
+      the block: now); negative when the block freed more than it kept;
     * ``device``: ``"cpu"`` (tracemalloc) or ``"gpu"`` (CuPy's memory pool).
 
     Use :func:`track` to make one.
@@ -110,7 +114,7 @@ class MemoryReport:
     # ---- the figures ------------------------------------------------------------------
     @property
     def current(self) -> int:
-        """Bytes allocated inside the block and alive at its end (or now, inside the block)."""
+        """Net bytes: allocated inside the block and alive at its end (or now), minus those freed."""
         if self._end is not None:
             return self._end - self._base
         if self.device == "gpu":
@@ -119,7 +123,7 @@ class MemoryReport:
 
     @property
     def peak(self) -> int:
-        """The highest number of bytes allocated inside the block and alive at the same time."""
+        """The most the traced bytes rose above their level at the start of the block."""
         if self.device == "gpu":
             return self._hook.peak - self._base if self._hook is not None else 0
         peak_abs = self._peak_abs
@@ -151,9 +155,8 @@ def _pool_hook_class() -> type:
     from cupy.cuda import memory_hook  # type: ignore[import-not-found]
 
     class PoolHook(memory_hook.MemoryHook):
-        name = "LeafgradPoolHook"
-
         def __init__(self) -> None:
+            self.name = f"LeafgradPoolHook-{id(self)}"  # unique: nested blocks each register one
             self.current = 0
             self.peak = 0
 
