@@ -215,11 +215,26 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
                 results[pos] = None if entry is None else entry[1]
         return [None if g is None else (g if create_graph else _wrap(g)) for g in results]
 
+    stored: set = set()
     for x, g in leaves.values():
         if not create_graph:
-            g = _wrap(g)
+            g = _own(g, stored)
         x.grad = g if x.grad is None else x.grad + g
     return None
+
+
+def _own(g: Any, stored: set) -> Variable:
+    """A leaf gradient the user may modify in place: writable, and shared with no other leaf.
+
+    Backward formulas may return read-only broadcast views (``sum``) or one array for
+    two inputs (``a + b``); a leaf's ``.grad`` gets its own copy in those cases only.
+    """
+    if not isinstance(g, array_types):
+        g = np.asarray(g)
+    elif id(g) in stored or not getattr(g.flags, "writeable", True):
+        g = g.copy()
+    stored.add(id(g))
+    return Variable(g)
 
 
 def _fill_missing(f: Function, gys: list, create_graph: bool) -> list:

@@ -321,3 +321,13 @@ def test_unchain_backward_after_backward_frees_upstream(no_gc):
     assert f_ref() is not None  # the structure (no data) lives while loss does
     loss.unchain_backward()
     assert f_ref() is None
+
+
+def test_leaf_gradients_are_writable_and_not_shared():
+    a = Variable(np.ones(3))
+    b = Variable(np.ones(3))
+    F.sum(a + b).backward()  # Add returns one array for both; sum's gradient is a broadcast view
+    assert a.grad.data is not b.grad.data
+    a.grad.data *= 3  # in place, as optimizers and clipping do
+    np.testing.assert_array_equal(b.grad.data, np.ones(3))
+    np.testing.assert_array_equal(a.grad.data, 3 * np.ones(3))
