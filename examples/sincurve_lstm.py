@@ -60,9 +60,9 @@ def main() -> None:
             count += 1
             if count % bptt_length == 0 or count == seqlen:
                 model.cleargrads()
-                # retain_graph=True keeps the graph walkable so unchain_backward() can cut it:
-                # everything above `loss` is then freed, and the LSTM state starts a new graph.
-                loss.backward(retain_graph=True)
+                # truncated backpropagation through time, as the book writes it: backward frees
+                # what the graph kept, unchain_backward() cuts it, the LSTM state starts anew.
+                loss.backward()
                 loss.unchain_backward()
                 optimizer.update()
         losses.append(float(loss.data) / count)

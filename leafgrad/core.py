@@ -509,6 +509,8 @@ class Function:
             self.output_data = None
         if self.saved is not None:
             self.saved = None
+        if _LEGACY_PROMOTION:
+            self._input_dtypes = None
 
     # Defaults, so that reading them on a function that kept nothing is not an error.
     inputs: Optional[list] = None

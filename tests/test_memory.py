@@ -133,7 +133,8 @@ def test_training_loop_keeping_every_loss_does_not_grow(no_gc):
     finally:
         tracemalloc.stop()
     per_step = grown / 500
-    assert per_step < 2048, f"{per_step:.0f} bytes per step"
+    # what stays per kept loss: the loss and its graph's structure (small function objects), no arrays
+    assert per_step < 4096, f"{per_step:.0f} bytes per step"
 
 
 def test_no_grad_keeps_nothing(no_gc):
