@@ -374,10 +374,17 @@ class Function:
     retain_outputs: tuple = ()
     #: Set on subclasses that define ``backward_array``.
     _has_backward_array = False
+    #: True when ``backward_array`` always returns new arrays that the function does not keep
+    #: (no views, no array returned twice): the engine may then let the next function reuse them.
+    fresh_gradients = False
+    #: Set on subclasses that define ``backward_array_inplace``.
+    _has_backward_array_inplace = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._has_backward_array = cls.backward_array is not Function.backward_array
+        cls._has_backward_array_inplace = (
+            cls.backward_array_inplace is not Function.backward_array_inplace)
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
         inputs = list(inputs)
@@ -461,6 +468,15 @@ class Function:
 
     def backward_array(self, *gys: Any) -> Any:
         """Optional: ``backward`` on plain arrays, for first-order gradients."""
+        raise NotImplementedError()
+
+    def backward_array_inplace(self, gy: Any) -> Any:
+        """Optional, for one-output functions: ``backward_array`` that may overwrite ``gy``.
+
+        The engine calls it only when nothing else holds ``gy`` (it came fresh
+        from the function downstream, see ``fresh_gradients``), saving a
+        temporary array the size of the output at the peak of backward.
+        """
         raise NotImplementedError()
 
     # ---- what backward may read ---------------------------------------------------
@@ -632,6 +648,8 @@ class AddConstant(Function):
 class Mul(Function):
     """``x0 * x1`` with broadcasting."""
 
+    fresh_gradients = True
+
     retain_inputs = (0, 1)
 
     def forward(self, x0, x1):
@@ -672,6 +690,8 @@ def mul(x0: Any, x1: Any) -> Variable:
 
 class MulConstant(Function):
     """``x * c`` for a scalar constant ``c``."""
+
+    fresh_gradients = True
 
     retain_inputs = ()
 
@@ -769,6 +789,8 @@ class ConstantSub(Function):
 class Div(Function):
     """``x0 / x1`` with broadcasting."""
 
+    fresh_gradients = True
+
     retain_inputs = (0, 1)
 
     def forward(self, x0, x1):
@@ -813,6 +835,8 @@ def rdiv(x0: Any, x1: Any) -> Variable:
 class DivConstant(Function):
     """``x / c`` for a scalar constant ``c``."""
 
+    fresh_gradients = True
+
     retain_inputs = ()
 
     def __init__(self, c: Any) -> None:
@@ -830,6 +854,8 @@ class DivConstant(Function):
 
 class ConstantDiv(Function):
     """``c / x`` for a scalar constant ``c``; backward reads ``x``."""
+
+    fresh_gradients = True
 
     retain_inputs = (0,)
 
@@ -850,6 +876,8 @@ class ConstantDiv(Function):
 
 class Pow(Function):
     """``x ** c`` for a constant exponent ``c``."""
+
+    fresh_gradients = True
 
     retain_inputs = (0,)
 

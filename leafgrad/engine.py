@@ -146,6 +146,11 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
         i = y._output_index
         slots[i] = gy if slots[i] is None else slots[i] + gy
 
+    # Gradient arrays that only this walk holds: fresh from a formula that keeps nothing of them
+    # (Function.fresh_gradients) or sums made here.  A function may overwrite such a gradient
+    # (backward_array_inplace) instead of allocating another array.  Tracked by id while alive.
+    owned: set = set()
+    reuse = not (create_graph or retain_grad or capture)
     heappop, heappush = heapq.heappop, heapq.heappush
     while heap:
         f = heappop(heap)[2]
@@ -166,11 +171,18 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
         if len(gys) > 1 and any(g is None for g in gys):
             gys = _fill_missing(f, gys, create_graph)
         if has_array_path and f._has_backward_array:  # first order, on arrays: the fast path
-            gxs = f.backward_array(*gys)
+            if owned and f._has_backward_array_inplace and id(gys[0]) in owned:
+                gxs = f.backward_array_inplace(gys[0])
+            else:
+                gxs = f.backward_array(*gys)
             if type(gxs) is not tuple:
                 gxs = (gxs,)
         else:
             gxs = _call_backward(f, gys, create_graph)
+        if owned:
+            for g in gys:
+                owned.discard(id(g))
+        fresh = reuse and f.fresh_gradients
         if len(gxs) != len(edges):
             raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
                              f"for {len(edges)} inputs")
@@ -203,8 +215,19 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
                     slots[i] = gx
                 heappush(heap, (-creator.generation, counter, creator))
                 counter += 1
+                if fresh and type(gx) is np.ndarray:
+                    owned.add(id(gx))
+            elif slots[i] is None:
+                slots[i] = gx
+                if fresh and type(gx) is np.ndarray:
+                    owned.add(id(gx))
             else:
-                slots[i] = gx if slots[i] is None else slots[i] + gx
+                old = slots[i]
+                slots[i] = total = old + gx
+                if reuse:
+                    owned.discard(id(old))
+                    if type(total) is np.ndarray:
+                        owned.add(id(total))
         if not retain_graph:  # free what this function kept, now that it has been used
             f._release()
 

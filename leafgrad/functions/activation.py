@@ -34,6 +34,7 @@ class ReLU(Function):
 
     retain_inputs = ()
     retain_outputs = (0,)
+    fresh_gradients = True
 
     def forward(self, x):
         return get_array_module(x).maximum(x, 0)
@@ -43,6 +44,11 @@ class ReLU(Function):
 
     def backward_array(self, gy):
         return gy * (self.output_data[0] > 0)
+
+    def backward_array_inplace(self, gy):
+        # gy belongs to the engine alone: mask it where it lies (as hand-written NumPy does)
+        gy *= self.output_data[0] > 0
+        return gy
 
 
 def relu(x: Any) -> Variable:
@@ -90,14 +96,18 @@ def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
 # =============================================================================
 # softmax / log_softmax
 # =============================================================================
-class Softmax(Function):
-    """``exp(x) / sum(exp(x))`` over ``axis``, shifted by the maximum; backward keeps only the output."""
+class _OverAxis(Function):
+    """Base of ``Softmax`` and ``LogSoftmax``: an ``axis``, and a backward that keeps only the output."""
 
     retain_inputs = ()
     retain_outputs = (0,)
 
     def __init__(self, axis: Any = 1) -> None:
         self.axis = axis
+
+
+class Softmax(_OverAxis):
+    """``exp(x) / sum(exp(x))`` over ``axis``, shifted by the maximum; backward keeps only the output."""
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -130,14 +140,8 @@ def softmax_simple(x: Any, axis: Any = 1) -> Variable:
     return y / sum(y, axis=axis, keepdims=True)
 
 
-class LogSoftmax(Function):
+class LogSoftmax(_OverAxis):
     """``x - logsumexp(x)`` over ``axis``; backward keeps only the output."""
-
-    retain_inputs = ()
-    retain_outputs = (0,)
-
-    def __init__(self, axis: Any = 1) -> None:
-        self.axis = axis
 
     def forward(self, x):
         xp = get_array_module(x)

@@ -15,6 +15,8 @@ __all__ = ["matmul"]
 class MatMul(Function):
     """``x @ W``; for 2-D operands ``x.dot(W)``, otherwise ``np.matmul`` over broadcast batch axes."""
 
+    fresh_gradients = True
+
     retain_inputs = (0, 1)
 
     def forward(self, x, W):

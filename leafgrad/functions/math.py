@@ -21,6 +21,8 @@ __all__ = ["square", "exp", "log", "sin", "cos", "tanh", "sigmoid",
 class Square(Function):
     """``x ** 2``."""
 
+    fresh_gradients = True
+
     retain_inputs = (0,)
 
     def forward(self, x):
@@ -41,6 +43,8 @@ def square(x: Any) -> Variable:
 
 class Exp(Function):
     """``exp(x)``; backward reads only the output."""
+
+    fresh_gradients = True
 
     retain_inputs = ()
     retain_outputs = (0,)
@@ -63,6 +67,8 @@ def exp(x: Any) -> Variable:
 class Log(Function):
     """Natural logarithm."""
 
+    fresh_gradients = True
+
     retain_inputs = (0,)
 
     def forward(self, x):
@@ -83,6 +89,8 @@ def log(x: Any) -> Variable:
 
 class Sin(Function):
     """``sin(x)``."""
+
+    fresh_gradients = True
 
     retain_inputs = (0,)
 
@@ -106,6 +114,8 @@ def sin(x: Any) -> Variable:
 class Cos(Function):
     """``cos(x)``."""
 
+    fresh_gradients = True
+
     retain_inputs = (0,)
 
     def forward(self, x):
@@ -127,6 +137,8 @@ def cos(x: Any) -> Variable:
 
 class Tanh(Function):
     """``tanh(x)``; backward reads only the output."""
+
+    fresh_gradients = True
 
     retain_inputs = ()
     retain_outputs = (0,)
@@ -150,6 +162,8 @@ def tanh(x: Any) -> Variable:
 
 class Sigmoid(Function):
     """The logistic function, computed as ``0.5 * tanh(0.5 x) + 0.5`` (no overflow)."""
+
+    fresh_gradients = True
 
     retain_inputs = ()
     retain_outputs = (0,)

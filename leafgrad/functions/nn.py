@@ -27,6 +27,8 @@ class Linear(Function):
     inputs that need a gradient: a constant input batch costs no ``gx``.
     """
 
+    fresh_gradients = True
+
     retain_inputs = (0, 1)
 
     def forward(self, x, W, b=None):
