@@ -7,9 +7,6 @@ Shows how to write a ``Dataset`` and a ``Model`` with ``Conv2d`` and
 ``pooling``.  Writes ``digits_curves.png`` (loss and accuracy per epoch) and
 ``digits_predictions.png`` (test images with the predicted label; red when wrong).
 """
-import argparse
-import os
-
 import numpy as np
 
 import leafgrad
@@ -19,6 +16,9 @@ from leafgrad import optimizers
 from leafgrad.dataloaders import DataLoader
 from leafgrad.datasets import Dataset
 from leafgrad.models import Model
+
+from _example_common import (evaluate, make_parser, parse_args, plot_curves, plot_predictions, pyplot,
+                             save_figure)
 
 
 class Digits(Dataset):
@@ -53,11 +53,7 @@ class DigitsCNN(Model):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15, help="default 15")
-    parser.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(make_parser(__doc__, epochs=15))
     np.random.seed(0)
 
     train_set, test_set = Digits(train=True), Digits(train=False)
@@ -77,60 +73,20 @@ def main() -> None:
             optimizer.update()
             sum_loss += float(loss.data) * len(t)
             sum_acc += float(F.accuracy(y, t).data) * len(t)
-        test_loss = test_acc = 0.0
-        with leafgrad.no_grad():
-            for x, t in test_loader:
-                y = model(x)
-                test_loss += float(F.softmax_cross_entropy(y, t).data) * len(t)
-                test_acc += float(F.accuracy(y, t).data) * len(t)
-        history.append((sum_loss / len(train_set), sum_acc / len(train_set),
-                        test_loss / len(test_set), test_acc / len(test_set)))
+        test_loss, test_acc = evaluate(model, test_loader)
+        history.append((sum_loss / len(train_set), sum_acc / len(train_set), test_loss, test_acc))
         print(f"epoch {epoch + 1}: loss {history[-1][0]:.4f}, train acc {history[-1][1]:.3f}, "
-              f"test acc {history[-1][3]:.3f}")
+              f"test acc {test_acc:.3f}")
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install matplotlib): pictures skipped")
+    if pyplot() is None:
         return
-    h = np.array(history)
-    epochs = np.arange(1, len(h) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, h[:, 0], marker="o", label="train")
-    ax1.plot(epochs, h[:, 2], marker="o", label="test")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss (softmax cross-entropy)")
-    ax2.plot(epochs, 100 * h[:, 1], marker="o", label="train")
-    ax2.plot(epochs, 100 * h[:, 3], marker="o", label="test")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("accuracy (%)")
-    for ax in (ax1, ax2):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.suptitle("8x8 digits, small CNN, Adam")
-    fig.tight_layout()
-    path = os.path.join(args.out, "digits_curves.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print("wrote", path)
+    save_figure(plot_curves(history, "8x8 digits, small CNN, Adam"), args.out, "digits_curves.png")
 
     x, t = test_set.data[:24], test_set.label[:24]
     with leafgrad.no_grad():
         pred = np.argmax(model(x).data, axis=1)
-    fig, axes = plt.subplots(3, 8, figsize=(10, 4.4))
-    for ax, img, p, label in zip(axes.ravel(), x[:, 0], pred, t):
-        ax.imshow(img, cmap="gray_r")
-        ax.set_title(f"predicted {p}", color="black" if p == label else "red", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("test digits and the CNN's predictions (red: wrong)")
-    fig.tight_layout()
-    path = os.path.join(args.out, "digits_predictions.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print("wrote", path)
+    save_figure(plot_predictions(x[:, 0], pred, t, "test digits and the CNN's predictions (red: wrong)"),
+                args.out, "digits_predictions.png")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,6 @@ Trains on ``SinCurve`` with truncated backpropagation through time (30 steps),
 then lets the model predict a cosine it never saw.  Writes ``sincurve_loss.png``
 and ``sincurve_prediction.png``.
 """
-import argparse
-import os
-
 import numpy as np
 
 import leafgrad
@@ -18,6 +15,8 @@ from leafgrad import optimizers
 from leafgrad.dataloaders import SeqDataLoader
 from leafgrad.datasets import SinCurve
 from leafgrad.models import Model
+
+from _example_common import make_parser, parse_args, pyplot, save_figure
 
 
 class BetterRNN(Model):
@@ -36,11 +35,7 @@ class BetterRNN(Model):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100, help="default 100")
-    parser.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(make_parser(__doc__, epochs=100))
 
     batch_size, hidden_size, bptt_length = 30, 100, 30
     train_set = SinCurve(train=True)
@@ -78,12 +73,8 @@ def main() -> None:
             y = model(np.array(x).reshape(1, 1))
             preds.append(y.item())
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install matplotlib): pictures skipped")
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(np.arange(1, len(losses) + 1), losses, marker="o" if len(losses) <= 30 else None)
@@ -92,10 +83,7 @@ def main() -> None:
     ax.set_yscale("log")
     ax.set_title(f"SinCurve LSTM({hidden_size}), truncated BPTT of {bptt_length} steps")
     ax.grid(alpha=0.3)
-    path = os.path.join(args.out, "sincurve_loss.png")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    print("wrote", path)
+    save_figure(fig, args.out, "sincurve_loss.png", bbox_inches="tight")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = np.arange(len(xs))
@@ -106,10 +94,7 @@ def main() -> None:
     ax.set_title("the trained LSTM predicting a cosine it never saw")
     ax.legend(loc="lower center")
     ax.grid(alpha=0.3)
-    path = os.path.join(args.out, "sincurve_prediction.png")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    print("wrote", path)
+    save_figure(fig, args.out, "sincurve_prediction.png", bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,6 @@ Run: ``python examples/spiral_mlp.py`` (``--epochs N``, ``--out DIR``).
 Writes ``spiral_loss.png`` (loss and accuracy against epoch, train and test)
 and ``spiral_boundary.png`` (the decision regions with the training points).
 """
-import argparse
-import os
-
 import numpy as np
 
 import leafgrad
@@ -17,13 +14,11 @@ from leafgrad.dataloaders import DataLoader
 from leafgrad.datasets import Spiral
 from leafgrad.models import MLP
 
+from _example_common import evaluate, make_parser, parse_args, plot_curves, pyplot, save_figure
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=300, help="default 300 (about 10 s)")
-    parser.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(make_parser(__doc__, epochs=300, epochs_help="default 300 (about 10 s)"))
 
     batch_size, hidden_size, lr = 30, 10, 1.0
     train_set, test_set = Spiral(train=True), Spiral(train=False)
@@ -33,7 +28,7 @@ def main() -> None:
     model = MLP((hidden_size, 3))           # sigmoid between the layers, as in the book
     optimizer = optimizers.SGD(lr).setup(model)
 
-    history = {"train_loss": [], "test_loss": [], "train_acc": [], "test_acc": []}
+    history = []                            # (train loss, train acc, test loss, test acc) per epoch
     for epoch in range(args.epochs):
         sum_loss = sum_acc = 0.0
         for x, t in train_loader:
@@ -45,48 +40,17 @@ def main() -> None:
             optimizer.update()
             sum_loss += float(loss.data) * len(t)
             sum_acc += float(acc.data) * len(t)
-        history["train_loss"].append(sum_loss / len(train_set))
-        history["train_acc"].append(sum_acc / len(train_set))
-
-        sum_loss = sum_acc = 0.0
-        with leafgrad.no_grad():
-            for x, t in test_loader:
-                y = model(x)
-                sum_loss += float(F.softmax_cross_entropy(y, t).data) * len(t)
-                sum_acc += float(F.accuracy(y, t).data) * len(t)
-        history["test_loss"].append(sum_loss / len(test_set))
-        history["test_acc"].append(sum_acc / len(test_set))
+        test_loss, test_acc = evaluate(model, test_loader)
+        history.append((sum_loss / len(train_set), sum_acc / len(train_set), test_loss, test_acc))
         if (epoch + 1) % max(1, args.epochs // 10) == 0 or epoch + 1 == args.epochs:
-            print(f"epoch {epoch + 1}: loss {history['train_loss'][-1]:.4f}, "
-                  f"train acc {history['train_acc'][-1]:.3f}, test acc {history['test_acc'][-1]:.3f}")
+            print(f"epoch {epoch + 1}: loss {history[-1][0]:.4f}, "
+                  f"train acc {history[-1][1]:.3f}, test acc {test_acc:.3f}")
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install matplotlib): pictures skipped")
+    plt = pyplot()
+    if plt is None:
         return
-
-    epochs = np.arange(1, args.epochs + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, history["train_loss"], label="train")
-    ax1.plot(epochs, history["test_loss"], label="test")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss (softmax cross-entropy)")
-    ax2.plot(epochs, 100 * np.array(history["train_acc"]), label="train")
-    ax2.plot(epochs, 100 * np.array(history["test_acc"]), label="test")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("accuracy (%)")
-    for ax in (ax1, ax2):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"spiral, MLP 2-{hidden_size}-3, SGD lr={lr}")
-    fig.tight_layout()
-    path = os.path.join(args.out, "spiral_loss.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print("wrote", path)
+    save_figure(plot_curves(history, f"spiral, MLP 2-{hidden_size}-3, SGD lr={lr}"),
+                args.out, "spiral_loss.png")
 
     # Decision regions: predict the class of every point of a grid.
     x, t = train_set.data, train_set.label
@@ -105,10 +69,7 @@ def main() -> None:
     ax.set_ylabel("x2")
     ax.set_title(f"decision regions after {args.epochs} epochs")
     ax.legend(loc="upper right")
-    path = os.path.join(args.out, "spiral_boundary.png")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    print("wrote", path)
+    save_figure(fig, args.out, "spiral_boundary.png", bbox_inches="tight")
 
 
 if __name__ == "__main__":

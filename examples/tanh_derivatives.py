@@ -6,14 +6,16 @@ Writes ``tanh_derivatives.png`` (tanh and its first derivatives on [-7, 7]) and
 ``tanh_gx{N}.png``, the computational graph of the N-th derivative at x = 1
 (a ``.dot`` file instead when Graphviz is not installed).
 """
-import argparse
 import os
 
 import numpy as np
 
 import leafgrad.functions as F
 from leafgrad import Variable
+from leafgrad.cli import tanh_derivative  # the graph that ``leafgrad graph --order N`` draws
 from leafgrad.utils import plot_dot_graph
+
+from _example_common import make_parser, parse_args, pyplot, save_figure
 
 
 def derivatives(x_values: np.ndarray, order: int) -> list:
@@ -30,37 +32,15 @@ def derivatives(x_values: np.ndarray, order: int) -> list:
     return curves
 
 
-def derivative_graph(order: int) -> Variable:
-    """The N-th derivative of tanh at x = 1 (the book's step 35), named ``gx{N}``."""
-    x = Variable(np.array(1.0), name="x")
-    y = F.tanh(x)
-    y.name = "y"
-    y.backward(create_graph=True)
-    for _ in range(order - 1):
-        gx = x.grad
-        x.cleargrad()
-        gx.backward(create_graph=True)
-    gx = x.grad
-    gx.name = f"gx{order}"
-    return gx
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--order", type=int, default=3, help="highest derivative (default 3)")
-    parser.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = parse_args(parser)
 
     xs = np.linspace(-7, 7, 200)
     curves = derivatives(xs, args.order)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install matplotlib): skipped tanh_derivatives.png")
-    else:
+    plt = pyplot(skipped="skipped tanh_derivatives.png")
+    if plt is not None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, c in enumerate(curves):
             ax.plot(xs, c, label="y = tanh(x)" if i == 0 else f"y{chr(39) * i}" if i < 4 else f"y^({i})")
@@ -69,12 +49,10 @@ def main() -> None:
         ax.set_title(f"tanh and its first {args.order} derivatives")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
-        path = os.path.join(args.out, "tanh_derivatives.png")
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        print("wrote", path)
+        save_figure(fig, args.out, "tanh_derivatives.png", bbox_inches="tight")
 
-    gx = derivative_graph(args.order)
+    # The N-th derivative at x = 1 (the book's step 35), a Variable named gx{N}, and its graph.
+    gx = tanh_derivative(args.order)
     print(f"d^{args.order}/dx^{args.order} tanh(x) at x=1: {gx.item():.6f}")
     path = plot_dot_graph(gx, verbose=False, to_file=os.path.join(args.out, f"tanh_gx{args.order}.png"))
     print("wrote", path)

@@ -29,6 +29,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from leafgrad._atomic import write_atomic
+
 __all__ = ["main", "build_parser", "Trainer", "Data", "UsageError", "DataError",
            "load_data", "build_model", "build_optimizer"]
 
@@ -74,30 +76,6 @@ class DataError(Exception):
 def _sentence(text: str) -> str:
     text = " ".join(str(text).split())
     return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _write_atomic(path: str, write: Callable[[Any], None], binary: bool = True) -> None:
-    """Write a file completely or not at all: ``write(f)`` into a temporary file beside ``path``, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    try:
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0o600 files: use the usual permissions
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8",
-                                                                         "newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _file_mode(path: str) -> int:
-    from leafgrad.serialization import _file_mode as mode
-    return mode(path)
 
 
 def _fmt_pct(x: float) -> str:
@@ -463,7 +441,7 @@ def write_metrics(path: str, rows: List[List[float]]) -> None:
         w.writerow(METRIC_COLUMNS)
         for row in rows:
             w.writerow([int(row[0])] + ["" if math.isnan(v) else repr(float(v)) for v in row[1:]])
-    _write_atomic(path, write, binary=False)
+    write_atomic(path, write, binary=False)
 
 
 def read_metrics(path: str) -> List[Dict[str, float]]:
@@ -476,7 +454,7 @@ def read_metrics(path: str) -> List[Dict[str, float]]:
 def write_json(path: str, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    _write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 # =============================================================================
@@ -493,7 +471,7 @@ def _figure_class() -> Optional[type]:
 def _save_figure(fig: Any, path: str) -> None:
     def write(f: Any) -> None:
         fig.savefig(f, format="png", dpi=100)
-    _write_atomic(path, write)
+    write_atomic(path, write)
 
 
 def plot_curves(path: str, rows: List[List[float]], title: str) -> bool:

@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import warnings
 from typing import Any, Optional
+
+from leafgrad._atomic import write_atomic
 
 __all__ = ["get_dot_graph", "plot_dot_graph", "GRAPHVIZ_HINT"]
 
@@ -163,29 +164,6 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
     return "digraph g {\n" + "\n".join(lines) + "\n}"
 
 
-def _file_mode(path: str) -> int:
-    """Permission bits for a new file (mkstemp makes 0o600 ones): the old file's, else the umask's."""
-    from leafgrad.serialization import _file_mode as mode
-    return mode(path)
-
-
-def _write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".dot", dir=folder)
-    try:
-        os.chmod(tmp, _file_mode(path))
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def render_dot(dot_text: str, to_file: str) -> str:
     """Render DOT text to ``to_file`` (format from its extension; ``.dot`` writes the text itself).
 
@@ -201,32 +179,23 @@ def render_dot(dot_text: str, to_file: str) -> str:
     folder = os.path.dirname(os.path.abspath(to_file))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"plot_dot_graph: folder {folder!r} does not exist")
+    text = dot_text.encode("utf-8")
     if fmt in ("dot", "gv"):
-        _write_text(to_file, dot_text)
+        write_atomic(to_file, lambda f: f.write(text))
         return to_file
     exe = shutil.which("dot")
     if exe is None:
         dot_path = root + ".dot"
-        _write_text(dot_path, dot_text)
+        write_atomic(dot_path, lambda f: f.write(text))
         warnings.warn(f"Graphviz's 'dot' program was not found, so {to_file} was not drawn; "
                       f"the graph was written to {dot_path}: {GRAPHVIZ_HINT}.",
                       RuntimeWarning, stacklevel=3)
         return dot_path
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=folder)
-    os.close(fd)
-    try:
-        os.chmod(tmp, _file_mode(to_file))
-        result = subprocess.run([exe, "-T" + fmt, "-o", tmp], input=dot_text.encode("utf-8"),
-                                capture_output=True, check=False)
-        if result.returncode != 0:
-            message = result.stderr.decode("utf-8", "replace").strip()
-            raise RuntimeError(f"plot_dot_graph: dot failed to write {to_file}: {message}")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, to_file)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    result = subprocess.run([exe, "-T" + fmt], input=text, capture_output=True, check=False)
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip()
+        raise RuntimeError(f"plot_dot_graph: dot failed to write {to_file}: {message}")
+    write_atomic(to_file, lambda f: f.write(result.stdout))
     return to_file
 
 

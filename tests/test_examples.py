@@ -23,7 +23,9 @@ needs_matplotlib = pytest.mark.skipif(not HAS_MPL, reason="matplotlib is not ins
 
 
 def run_example(name, *args, monkeypatch, capsys):
+    """Run ``examples/NAME`` as ``python examples/NAME ARGS...`` would (its folder first on sys.path)."""
     monkeypatch.setattr(sys, "argv", [name, *args])
+    monkeypatch.syspath_prepend(EXAMPLES)
     runpy.run_path(os.path.join(EXAMPLES, name), run_name="__main__")
     return capsys.readouterr().out
 
@@ -120,17 +122,17 @@ def _python_blocks(path):
     return blocks
 
 
-@pytest.mark.parametrize("doc", ["tour.md", "memory.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/memory.md"])
 def test_doc_snippets_run(doc, tmp_path, monkeypatch, capsys):
     """The Python blocks of the docs run, in order, in one namespace."""
     monkeypatch.chdir(tmp_path)
-    blocks = _python_blocks(os.path.join(ROOT, "docs", doc))
+    blocks = _python_blocks(os.path.join(ROOT, doc))
     assert blocks
     namespace = {"__name__": "__doc_snippets__"}
     for i, block in enumerate(blocks):
         exec(compile(block, f"{doc} block {i + 1}", "exec"), namespace)
     out = capsys.readouterr().out
-    if doc == "tour.md":
+    if doc == "README.md":
         assert "variable(24.0)" in out and "variable(44.0)" in out and "(2, 3) float32" in out
         assert "variable(27.0) None" in out
     else:

@@ -35,7 +35,7 @@ functions) and on arrays (``backward_array``, for first-order gradients).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -502,6 +502,18 @@ def col2im(x: Any, input_shape: tuple, kernel_size: IntOrPair, stride: IntOrPair
 # =============================================================================
 # conv2d / deconv2d
 # =============================================================================
+def _variable_bias_grad(gy: Any) -> Variable:
+    """The bias gradient on Variables: ``gy`` (N, C, H, W) summed over all axes but the channels."""
+    return _sum(gy, axis=(0, 2, 3))
+
+
+def _with_bias_grad(need: tuple, gx: Any, gW: Any, gy: Any, bias_grad: Callable[[Any], Any]) -> tuple:
+    """``(gx, gW)``, and ``bias_grad(gy)`` (None when not needed) when the function had a bias input."""
+    if len(need) == 2:
+        return gx, gW
+    return gx, gW, (bias_grad(gy) if need[2] else None)
+
+
 class Conv2d(Function):
     """2-D convolution (cross-correlation) of ``x`` (N, C, H, W) with ``W`` (OC, C, KH, KW), plus ``b`` (OC,).
 
@@ -522,27 +534,31 @@ class Conv2d(Function):
         need = self.needs_input_grad
         gx = deconv2d(gy, W, None, self.stride, self.pad, outsize=x.shape[2:]) if need[0] else None
         gW = Conv2dGradW(W.shape[2:], self.stride, self.pad)(x, gy) if need[1] else None
-        if len(need) == 2:
-            return gx, gW
-        return gx, gW, (_sum(gy, axis=(0, 2, 3)) if need[2] else None)
+        return _with_bias_grad(need, gx, gW, gy, _variable_bias_grad)
 
     def backward_array(self, gy):
         x, W = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
         gx = _conv_grad_x(gy, W, x.shape[2:], self.stride, self.pad) if need[0] else None
         gW = _conv_grad_W(x, gy, W.shape[2:], self.stride, self.pad) if need[1] else None
-        if len(need) == 2:
-            return gx, gW
-        return gx, gW, (_bias_grad(gy) if need[2] else None)
+        return _with_bias_grad(need, gx, gW, gy, _bias_grad)
 
 
-def _check_bias(name: str, b: Any, channels: int) -> None:
-    if b is None:
-        return
-    shape = _shape_of(b)
-    if shape != (channels,):
-        raise ValueError(f"{name}: the bias b must have shape ({channels},) (one value per output "
-                         f"channel), got {shape}")
+def _check_conv_args(name: str, x: Any, W: Any, b: Any, transposed: bool = False) -> Tuple[tuple, tuple]:
+    """Check ``x`` (N, C, H, W), the filter ``W`` and the bias ``b`` (OC,); return the shapes of ``x`` and ``W``.
+
+    ``W`` is (OC, C, KH, KW), or (C, OC, KH, KW) for a ``transposed`` convolution.
+    """
+    xs = _check_4d(name, "the input x", x)
+    ws = _check_4d(name, "the filter W", W, "(C, OC, KH, KW)" if transposed else "(OC, C, KH, KW)")
+    c_axis, oc_axis = (0, 1) if transposed else (1, 0)
+    if xs[1] != ws[c_axis]:
+        raise ValueError(f"{name}: input has {xs[1]} channels but the filter W expects {ws[c_axis]} "
+                         f"(x shape {xs}, W shape {ws})")
+    if b is not None and _shape_of(b) != (ws[oc_axis],):
+        raise ValueError(f"{name}: the bias b must have shape ({ws[oc_axis]},) (one value per output "
+                         f"channel), got {_shape_of(b)}")
+    return xs, ws
 
 
 def conv2d(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair = 0) -> Variable:
@@ -550,12 +566,7 @@ def conv2d(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair 
 
     ``OH = (H + 2 * pad - KH) // stride + 1`` (likewise ``OW``); padding is with zeros.
     """
-    xs = _check_4d("conv2d", "the input x", x)
-    ws = _check_4d("conv2d", "the filter W", W, "(OC, C, KH, KW)")
-    if xs[1] != ws[1]:
-        raise ValueError(f"conv2d: input has {xs[1]} channels but the filter W expects {ws[1]} "
-                         f"(x shape {xs}, W shape {ws})")
-    _check_bias("conv2d", b, ws[0])
+    xs, ws = _check_conv_args("conv2d", x, W, b)
     _geometry("conv2d", xs[2:], ws[2:], stride, pad)
     f = Conv2d(stride, pad)
     return f(x, W) if b is None else f(x, W, b)
@@ -591,18 +602,14 @@ class Deconv2d(Function):
         need = self.needs_input_grad
         gx = conv2d(gy, W, None, self.stride, self.pad) if need[0] else None
         gW = Conv2dGradW(W.shape[2:], self.stride, self.pad)(gy, x) if need[1] else None
-        if len(need) == 2:
-            return gx, gW
-        return gx, gW, (_sum(gy, axis=(0, 2, 3)) if need[2] else None)
+        return _with_bias_grad(need, gx, gW, gy, _variable_bias_grad)
 
     def backward_array(self, gy):
         x, W = self.inputs[0].data, self.inputs[1].data
         need = self.needs_input_grad
         gx = _conv_forward(gy, W, None, self.stride, self.pad) if need[0] else None
         gW = _conv_grad_W(gy, x, W.shape[2:], self.stride, self.pad) if need[1] else None
-        if len(need) == 2:
-            return gx, gW
-        return gx, gW, (_bias_grad(gy) if need[2] else None)
+        return _with_bias_grad(need, gx, gW, gy, _bias_grad)
 
 
 def deconv2d(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair = 0,
@@ -612,12 +619,7 @@ def deconv2d(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPai
     ``OH = stride * (H - 1) + KH - 2 * pad`` unless ``outsize`` gives ``(OH, OW)``;
     ``deconv2d`` is the gradient of ``conv2d`` with respect to its input.
     """
-    xs = _check_4d("deconv2d", "the input x", x)
-    ws = _check_4d("deconv2d", "the filter W", W, "(C, OC, KH, KW)")
-    if xs[1] != ws[0]:
-        raise ValueError(f"deconv2d: input has {xs[1]} channels but the filter W expects {ws[0]} "
-                         f"(x shape {xs}, W shape {ws})")
-    _check_bias("deconv2d", b, ws[1])
+    xs, ws = _check_conv_args("deconv2d", x, W, b, transposed=True)
     kh, kw = ws[2:]
     sh, sw = _int_pair("deconv2d", "stride", stride, 1)
     ph, pw = _int_pair("deconv2d", "pad", pad, 0)
@@ -671,17 +673,26 @@ class Conv2dGradW(Function):
 # =============================================================================
 # pooling / average_pooling
 # =============================================================================
-class Pooling(Function):
-    """Max pooling; keeps only the argmax offsets (``uint8`` for kernels up to 16x16)."""
+class _Pool2d(Function):
+    """What the pooling functions share: the window arguments, and ``_setup`` for forward."""
 
     retain_inputs = ()
+    _name = "pooling"  # for the error messages
 
     def __init__(self, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
 
+    def _setup(self, x: Any) -> None:
+        """Record the input's shape (``input_shape``, as DeZero) and the window geometry (``geom``)."""
+        self.input_shape = x.shape
+        self.geom = _geometry(self._name, x.shape[2:], self.kernel_size, self.stride, self.pad)
+
+
+class Pooling(_Pool2d):
+    """Max pooling; keeps only the argmax offsets (``uint8`` for kernels up to 16x16)."""
+
     def forward(self, x):
-        self.x_shape = x.shape
-        self.geom = _geometry("pooling", x.shape[2:], self.kernel_size, self.stride, self.pad)
+        self._setup(x)
         y, idx = _max_pool(x, self.geom, want_index=_enable_backprop.get())
         if idx is not None:
             self.save_for_backward(idx)
@@ -693,10 +704,10 @@ class Pooling(Function):
         return None if self.saved is None else self.saved[0]
 
     def backward(self, gy):
-        return Pooling2DGrad(self.x_shape, self.geom, self.saved[0])(gy)
+        return Pooling2DGrad(self.input_shape, self.geom, self.saved[0])(gy)
 
     def backward_array(self, gy):
-        return _max_pool_grad(gy, self.saved[0], self.x_shape, self.geom)
+        return _max_pool_grad(gy, self.saved[0], self.input_shape, self.geom)
 
 
 class Pooling2DGrad(Function):
@@ -747,17 +758,13 @@ def pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPai
     return Pooling(kernel_size, stride, pad)(x)
 
 
-class AveragePooling(Function):
+class AveragePooling(_Pool2d):
     """Average pooling; keeps nothing for backward."""
 
-    retain_inputs = ()
-
-    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
-        self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
+    _name = "average_pooling"
 
     def forward(self, x):
-        self.input_shape = x.shape
-        self.geom = _geometry("average_pooling", x.shape[2:], self.kernel_size, self.stride, self.pad)
+        self._setup(x)
         return _avg_pool(x, self.geom)
 
     def backward(self, gy):
@@ -801,12 +808,7 @@ def average_pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: 
 # =============================================================================
 def conv2d_simple(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair = 0) -> Variable:
     """``conv2d`` written as ``im2col`` + ``linear`` (DeZero's teaching version); same result."""
-    xs = _check_4d("conv2d_simple", "the input x", x)
-    ws = _check_4d("conv2d_simple", "the filter W", W, "(OC, C, KH, KW)")
-    if xs[1] != ws[1]:
-        raise ValueError(f"conv2d_simple: input has {xs[1]} channels but the filter W expects {ws[1]} "
-                         f"(x shape {xs}, W shape {ws})")
-    _check_bias("conv2d_simple", b, ws[0])
+    xs, ws = _check_conv_args("conv2d_simple", x, W, b)
     n = xs[0]
     oc, _, kh, kw = ws
     geom = _geometry("conv2d_simple", xs[2:], (kh, kw), stride, pad)

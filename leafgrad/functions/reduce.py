@@ -116,22 +116,24 @@ class Min(Max):
     _reduce = "min"
 
 
+def _extremum(cls: type, x: Any, axis: Axis, keepdims: bool) -> Variable:
+    """``Max`` or ``Min`` (``cls``) of ``x`` over ``axis``; an empty reduction is an error, as in NumPy."""
+    name = cls._reduce
+    x_shape = shape_of(x)
+    axes = normalize_axes(name, axis, x_shape)
+    if 0 in x_shape and _count(x_shape, axes) == 0:
+        raise ValueError(f"{name}: cannot reduce an empty input of shape {x_shape}")
+    return cls(axes, keepdims)(x)
+
+
 def max(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
     """Maximum of ``x`` over ``axis``."""
-    x_shape = shape_of(x)
-    axes = normalize_axes("max", axis, x_shape)
-    if 0 in x_shape and _count(x_shape, axes) == 0:
-        raise ValueError(f"max: cannot reduce an empty input of shape {x_shape}")
-    return Max(axes, keepdims)(x)
+    return _extremum(Max, x, axis, keepdims)
 
 
 def min(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
     """Minimum of ``x`` over ``axis``."""
-    x_shape = shape_of(x)
-    axes = normalize_axes("min", axis, x_shape)
-    if 0 in x_shape and _count(x_shape, axes) == 0:
-        raise ValueError(f"min: cannot reduce an empty input of shape {x_shape}")
-    return Min(axes, keepdims)(x)
+    return _extremum(Min, x, axis, keepdims)
 
 
 class Mean(Function):
