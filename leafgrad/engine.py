@@ -37,6 +37,19 @@ def _freed_error(func: Function) -> RuntimeError:
     return RuntimeError(_FREED_MESSAGE.format(name=type(func).__name__))
 
 
+_NOTHING = object()  # "no gradient has reached this function yet"
+
+
+def _schedule(f: Function, waiting: dict, generations: list) -> None:
+    """Put ``f`` in the group of its generation (see ``_walk``)."""
+    group = waiting.get(f.generation)
+    if group is None:
+        waiting[f.generation] = [f]
+        heapq.heappush(generations, -f.generation)
+    else:
+        group.append(f)
+
+
 def _cut_off(f: Function) -> bool:
     """For a function whose saved data backward released: True if nothing upstream is left.
 
@@ -107,10 +120,14 @@ def run_backward(outputs: Sequence[Variable], grad_outputs: Sequence[Any], *,
 
 
 def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs):
-    pending: dict = {}   # Function -> list of accumulated gradients, one per output slot
-    heap: list = []      # (-generation, sequence number, Function)
-    leaves: dict = {}    # id(Variable) -> [Variable, accumulated gradient]
-    counter = 0
+    # Functions waiting for their backward, grouped by generation; the largest generation goes
+    # first.  `generations` is a heap of the (negated) generations that have a group.
+    waiting: dict = {}      # generation -> [Function, ...]
+    generations: list = []
+    # Accumulated output gradients of each waiting function: the gradient itself for a
+    # one-output function, a list with one entry per output otherwise.
+    pending: dict = {}
+    leaves: dict = {}       # leaf Variable -> accumulated gradient (Variables hash by identity)
     capture = inputs is not None
     has_array_path = not create_graph
     # Intermediate Variables whose gradient grad() must return: id(creator) -> {slot: position}
@@ -128,23 +145,24 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
             gy = _as_grad(gy, create_graph)
         f = y.creator
         if f is None:
-            entry = leaves.get(id(y))
-            if entry is None:
-                leaves[id(y)] = [y, gy]
-            else:
-                entry[1] = entry[1] + gy
+            g = leaves.get(y)
+            leaves[y] = gy if g is None else g + gy
             continue
         if f._released and _cut_off(f):
             continue
         if not capture and y.grad is not None:
             y.grad = None  # it was the seed; it comes back below when retain_grad
-        slots = pending.get(f)
-        if slots is None:
-            slots = pending[f] = [None] * len(f.outputs)
-            heapq.heappush(heap, (-f.generation, counter, f))
-            counter += 1
+        if f not in pending:
+            pending[f] = [None] * len(f.outputs)
+            _schedule(f, waiting, generations)
+        elif type(pending[f]) is not list:
+            pending[f] = [pending[f]]
+        slots = pending[f]
         i = y._output_index
         slots[i] = gy if slots[i] is None else slots[i] + gy
+    for f, slots in pending.items():
+        if len(slots) == 1:
+            pending[f] = slots[0]
 
     # Gradient arrays that only this walk holds: fresh from a formula that keeps nothing of them
     # (Function.fresh_gradients) or sums made here.  A function may overwrite such a gradient
@@ -152,9 +170,14 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
     owned: set = set()
     reuse = not (create_graph or retain_grad or capture)
     heappop, heappush = heapq.heappop, heapq.heappush
-    while heap:
-        f = heappop(heap)[2]
+    while generations:
+        group = waiting[-generations[0]]
+        f = group.pop()
+        if not group:
+            del waiting[-heappop(generations)]
         gys = pending.pop(f)
+        if type(gys) is not list:
+            gys = [gys]
         edges = f._edges
 
         if retain_grad:
@@ -193,53 +216,59 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
             if gx is None or edge is None:
                 continue
             if isinstance(edge, Variable):  # a leaf
-                entry = leaves.get(id(edge))
-                if entry is None:
-                    leaves[id(edge)] = [edge, gx]
-                else:
-                    entry[1] = entry[1] + gx
+                g = leaves.get(edge)
+                leaves[edge] = gx if g is None else g + gx
                 continue
             if type(edge) is tuple:
                 creator, i = edge
             else:
                 creator, i = edge, 0
-            slots = pending.get(creator)
-            if slots is None:
+            g = pending.get(creator, _NOTHING)
+            if g is _NOTHING:  # the first gradient to reach this function: it waits its turn
                 if creator._released and _cut_off(creator):
                     continue
                 n = len(creator.outputs)
                 if n == 1:
-                    pending[creator] = [gx]
+                    pending[creator] = gx
                 else:
                     slots = pending[creator] = [None] * n
                     slots[i] = gx
-                heappush(heap, (-creator.generation, counter, creator))
-                counter += 1
+                generation = creator.generation
+                group = waiting.get(generation)
+                if group is None:
+                    waiting[generation] = [creator]
+                    heappush(generations, -generation)
+                else:
+                    group.append(creator)
                 if fresh and type(gx) is np.ndarray:
                     owned.add(id(gx))
-            elif slots[i] is None:
-                slots[i] = gx
-                if fresh and type(gx) is np.ndarray:
-                    owned.add(id(gx))
+                continue
+            if type(g) is list:  # a function with several outputs
+                old = g[i]
+                if old is None:
+                    g[i] = gx
+                    if fresh and type(gx) is np.ndarray:
+                        owned.add(id(gx))
+                    continue
+                g[i] = total = old + gx
             else:
-                old = slots[i]
-                slots[i] = total = old + gx
-                if reuse:
-                    owned.discard(id(old))
-                    if type(total) is np.ndarray:
-                        owned.add(id(total))
+                old = g
+                pending[creator] = total = old + gx
+            if reuse:
+                owned.discard(id(old))
+                if type(total) is np.ndarray:
+                    owned.add(id(total))
         if not retain_graph:  # free what this function kept, now that it has been used
             f._release()
 
     if capture:
         for pos, x in enumerate(inputs):
             if x.creator is None:
-                entry = leaves.get(id(x))
-                results[pos] = None if entry is None else entry[1]
+                results[pos] = leaves.get(x)
         return [None if g is None else (g if create_graph else _wrap(g)) for g in results]
 
     stored: set = set()
-    for x, g in leaves.values():
+    for x, g in leaves.items():
         if not create_graph:
             g = _own(g, stored)
         x.grad = g if x.grad is None else x.grad + g
