@@ -220,6 +220,14 @@ class Variable:
                      create_graph=create_graph, retain_graph=retain_graph)
 
     # ---- beyond DeZero -------------------------------------------------------------
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Call ``hook(self)`` in each backward as soon as this leaf's ``grad`` is final.
+
+        Returns a handle whose ``remove()`` unregisters it (see :mod:`leafgrad.engine`).
+        """
+        from leafgrad.engine import register_post_accumulate_grad_hook
+        return register_post_accumulate_grad_hook(self, hook)
+
     def item(self) -> Any:
         """The single element of ``data`` as a Python number."""
         return self.data.item()

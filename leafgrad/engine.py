@@ -16,7 +16,8 @@ the gradients can themselves be differentiated.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Optional, Sequence
+import weakref
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from leafgrad.config import _enable_backprop
 from leafgrad.core import _LEGACY_PROMOTION, RELEASED_LEAF, Function, Variable
 from leafgrad.cuda import array_types, get_array_module
 
-__all__ = ["run_backward", "grad", "unchain_graph"]
+__all__ = ["run_backward", "grad", "unchain_graph", "register_post_accumulate_grad_hook", "HookHandle"]
 
 _FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or to read data already freed): "
@@ -130,6 +131,9 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
     leaves: dict = {}       # leaf Variable -> accumulated gradient (Variables hash by identity)
     capture = inputs is not None
     has_array_path = not create_graph
+    # Leaves with post-accumulate hooks: how many graph edges still have to deliver to each.
+    hooked = _hooked_edge_counts(outputs) if _HOOKS and not capture else None
+    stored: set = set()     # leaf gradient arrays already handed to a .grad (see _own)
     # Intermediate Variables whose gradient grad() must return: id(creator) -> {slot: position}
     wanted_slots: dict = {}
     results: list = [None] * len(inputs) if capture else []
@@ -213,11 +217,19 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
             gxs = _keep_input_dtypes(f, gxs)
 
         for edge, gx in zip(edges, gxs):
-            if gx is None or edge is None:
+            if edge is None:
                 continue
             if isinstance(edge, Variable):  # a leaf
-                g = leaves.get(edge)
-                leaves[edge] = gx if g is None else g + gx
+                if gx is not None:
+                    g = leaves.get(edge)
+                    leaves[edge] = gx if g is None else g + gx
+                if hooked and edge in hooked:
+                    hooked[edge] -= 1
+                    if hooked[edge] == 0:  # its gradient is final: store it, tell the hooks now
+                        del hooked[edge]
+                        _store_leaf(edge, leaves.pop(edge, None), create_graph, stored)
+                continue
+            if gx is None:
                 continue
             if type(edge) is tuple:
                 creator, i = edge
@@ -267,12 +279,91 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
                 results[pos] = leaves.get(x)
         return [None if g is None else (g if create_graph else _wrap(g)) for g in results]
 
-    stored: set = set()
     for x, g in leaves.items():
-        if not create_graph:
-            g = _own(g, stored)
-        x.grad = g if x.grad is None else x.grad + g
+        _store_leaf(x, g, create_graph, stored)
     return None
+
+
+def _store_leaf(x: Variable, g: Any, create_graph: bool, stored: set) -> None:
+    """Add this backward's gradient ``g`` to ``x.grad``, then run ``x``'s post-accumulate hooks."""
+    if g is None:
+        return
+    if not create_graph:
+        g = _own(g, stored)
+    x.grad = g if x.grad is None else x.grad + g
+    entry = _HOOKS.get(id(x))
+    if entry is not None and entry[0]() is x:
+        for hook in list(entry[1]):
+            hook(x)
+
+
+# =============================================================================
+# Post-accumulate gradient hooks
+# =============================================================================
+#: id(leaf) -> (weak reference to the leaf, [hook, ...])
+_HOOKS: dict = {}
+
+
+class HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` unregisters the hook."""
+
+    __slots__ = ("_key", "_hook")
+
+    def __init__(self, key: int, hook: Callable) -> None:
+        self._key, self._hook = key, hook
+
+    def remove(self) -> None:
+        """Unregister the hook (calling it twice is harmless)."""
+        entry = _HOOKS.get(self._key)
+        if entry is not None and self._hook in entry[1]:
+            entry[1].remove(self._hook)
+            if not entry[1]:
+                del _HOOKS[self._key]
+
+
+def register_post_accumulate_grad_hook(leaf: Variable, hook: Callable) -> HookHandle:
+    """Call ``hook(leaf)`` in each backward as soon as ``leaf.grad`` holds this backward's gradient.
+
+    The walk goes on afterwards (functions nearer the inputs have not run yet), so
+    data-parallel training can start sending the gradient while backward continues
+    (PyTorch's ``register_post_accumulate_grad_hook``).  Only leaves get a stored
+    gradient; ``leafgrad.grad()`` stores none and calls no hook.  The hook goes
+    away with the leaf.
+    """
+    if not isinstance(leaf, Variable) or leaf.creator is not None:
+        raise ValueError("register_post_accumulate_grad_hook: only a leaf Variable (one with no "
+                         "creator) receives a stored gradient")
+    if not callable(hook):
+        raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {hook!r}")
+    key = id(leaf)
+    entry = _HOOKS.get(key)
+    if entry is None or entry[0]() is not leaf:
+        ref = weakref.ref(leaf, lambda _ref, key=key, hooks=_HOOKS: hooks.pop(key, None))
+        entry = _HOOKS[key] = (ref, [])
+    entry[1].append(hook)
+    return HookHandle(key, hook)
+
+
+def _hooked_edge_counts(outputs: Sequence[Variable]) -> dict:
+    """For each hooked leaf reachable from ``outputs``: the number of graph edges that lead to it."""
+    counts: dict = {}
+    stack = [y.creator for y in outputs if y.creator is not None]
+    seen = {id(f) for f in stack}
+    while stack:
+        f = stack.pop()
+        for edge in f._edges:
+            if edge is None or edge is RELEASED_LEAF:
+                continue
+            if isinstance(edge, Variable):
+                entry = _HOOKS.get(id(edge))
+                if entry is not None and entry[0]() is edge:
+                    counts[edge] = counts.get(edge, 0) + 1
+                continue
+            creator = edge[0] if type(edge) is tuple else edge
+            if id(creator) not in seen:
+                seen.add(id(creator))
+                stack.append(creator)
+    return counts
 
 
 def _own(g: Any, stored: set) -> Variable:

@@ -331,3 +331,45 @@ def test_leaf_gradients_are_writable_and_not_shared():
     a.grad.data *= 3  # in place, as optimizers and clipping do
     np.testing.assert_array_equal(b.grad.data, np.ones(3))
     np.testing.assert_array_equal(a.grad.data, 3 * np.ones(3))
+
+
+def test_post_accumulate_grad_hook_fires_as_soon_as_a_leaf_is_final():
+    W1 = Variable(np.random.randn(4, 5), name="W1")
+    W2 = Variable(np.random.randn(5, 3), name="W2")
+    seen = []
+
+    def hook(p):
+        seen.append((p.name, W1.grad is None, p.grad.data.copy()))
+
+    handles = [W1.register_post_accumulate_grad_hook(hook), W2.register_post_accumulate_grad_hook(hook)]
+    x = np.random.randn(2, 4)
+    loss = F.sum(F.tanh(F.matmul(F.tanh(F.matmul(x, W1)), W2)))
+    loss.backward()
+    assert [name for name, _, _ in seen] == ["W2", "W1"]
+    assert seen[0][1] is True  # W2 was final while W1's gradient was not computed yet
+    np.testing.assert_array_equal(seen[0][2], W2.grad.data)
+    np.testing.assert_array_equal(seen[1][2], W1.grad.data)
+    # a leaf used twice fires once, with the sum of both contributions
+    seen.clear()
+    W1.cleargrad(), W2.cleargrad()
+    loss = F.sum(F.matmul(F.matmul(x, W1), W2)) + F.sum(W2 * W2)
+    loss.backward()
+    assert [name for name, _, _ in seen].count("W2") == 1
+    np.testing.assert_allclose(seen[[n for n, _, _ in seen].index("W2")][2], W2.grad.data)
+    for h in handles:
+        h.remove()
+    seen.clear()
+    F.sum(F.matmul(x, W1)).backward()
+    assert seen == []  # removed: not called again
+
+
+def test_post_accumulate_grad_hook_rules():
+    x = Variable(np.array(2.0))
+    with pytest.raises(ValueError, match="leaf"):
+        (x * 2).register_post_accumulate_grad_hook(lambda v: None)
+    calls = []
+    x.register_post_accumulate_grad_hook(calls.append)
+    lg.grad(x * x, [x])  # grad() stores nothing and calls no hook
+    assert calls == []
+    (x * x).backward()
+    assert calls == [x] and x.grad.data == 4.0
