@@ -6,11 +6,11 @@ Who holds whom decides what memory lives:
   outputs through ``weakref.ref``, so the graph has no reference cycle and
   reference counting alone frees it when the user drops the final output.
 * A ``Function`` does **not** hold its input Variables.  Its graph edges
-  (``_edges``) name, for each input, either the upstream function and output
-  slot ``(creator, index)``, or the leaf Variable itself (which may receive a
-  gradient), or ``None`` for a constant.  An intermediate array therefore dies
-  as soon as the user drops its Variable, unless a backward formula asked to
-  keep it.
+  (``_edges``) name, for each input, the upstream function (``creator`` when
+  the input is its output 0, ``(creator, index)`` otherwise), or the leaf
+  Variable itself (which may receive a gradient), or ``None`` for a constant.
+  An intermediate array therefore dies as soon as the user drops its
+  Variable, unless a backward formula asked to keep it.
 * A function declares what its backward needs with the class attributes
   ``retain_inputs`` (input positions whose Variables are kept in
   ``self.inputs``) and ``retain_outputs`` (output positions whose arrays are
@@ -18,7 +18,8 @@ Who holds whom decides what memory lives:
   written the book's way declares nothing (``retain_inputs = None``) and keeps
   all its inputs in ``self.inputs``, exactly as in DeZero.
 * ``backward()`` releases what each function kept once its backward ran,
-  unless ``retain_graph=True``.
+  unless ``retain_graph=True``; the graph's structure stays (without arrays)
+  while the output lives, so that ``unchain_backward()`` can still cut it.
 
 The backward walk itself is in :mod:`leafgrad.engine`.
 """
@@ -395,6 +396,10 @@ class Function:
             cls.backward_array_inplace is not Function.backward_array_inplace)
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
+        """Run ``forward`` on the inputs' arrays; record this function in the graph when recording is on.
+
+        Returns one Variable, or a list when ``forward`` returns a tuple.
+        """
         inputs = list(inputs)
         xs = []
         for i, x in enumerate(inputs):
