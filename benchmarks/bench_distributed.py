@@ -10,8 +10,9 @@ float32, SGD) with a batch of ``--batch`` examples per rank:
 * ``wait``: time blocked waiting for the allreduces after backward (communication not hidden);
 * ``allreduce alone``: one blocking allreduce of all the gradient bytes, nothing else running
   (what communication costs when nothing overlaps it), median and fastest;
-* for two modes: ``plain`` (``loss.backward()``, then every bucket is averaged in
-  ``update()``) and ``overlap`` (``optimizer.backward(loss)``: buckets start during backward).
+* for two modes: ``no_sync`` (``with optimizer.no_sync(): loss.backward()``, then every
+  bucket is averaged in ``update()``: nothing overlaps) and ``overlap`` (plain
+  ``loss.backward()``: the gradient hooks start each bucket during backward).
 
 ``--json FILE`` also writes the numbers.  Options: ``--hidden``, ``--batch``,
 ``--steps``, ``--bucket-mb``, ``--ranks`` (e.g. ``1,2``).
@@ -57,7 +58,7 @@ def worker(args: argparse.Namespace) -> None:
 
     result = {"ranks": comm.size, "hidden": args.hidden, "batch_per_rank": args.batch,
               "grad_MB": grad_bytes / 1e6, "buckets": len(opt.reducer.buckets)}
-    modes = ("plain", "overlap")
+    modes = ("no_sync", "overlap")
     times = {mode: {"step": [], "forward": [], "backward": [], "wait": [], "update": []} for mode in modes}
     for i in range(2 * (args.steps + 2)):         # the modes alternate, so both see the same machine load
         mode = modes[i % 2]
@@ -67,9 +68,10 @@ def worker(args: argparse.Namespace) -> None:
         t1 = time.perf_counter()
         model.cleargrads()
         if mode == "overlap":
-            opt.backward(loss)
-        else:
             loss.backward()
+        else:
+            with opt.no_sync():
+                loss.backward()
         t2 = time.perf_counter()
         opt.synchronize()
         t3 = time.perf_counter()
@@ -119,7 +121,7 @@ def driver(args: argparse.Namespace) -> None:
     print(f"{'ranks':>5} {'mode':>8} {'step':>8} {'forward':>8} {'backward':>9} {'wait':>7} "
           f"{'update':>7} {'allreduce alone (min)':>22} {'examples/s':>11}")
     for r in rows:
-        for mode in ("plain", "overlap"):
+        for mode in ("no_sync", "overlap"):
             m = r[mode]
             rate = r["ranks"] * r["batch_per_rank"] / (m["step"] / 1e3)
             print(f"{r['ranks']:>5} {mode:>8} {m['step']:>8.1f} {m['forward']:>8.1f} {m['backward']:>9.1f} "

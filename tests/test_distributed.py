@@ -223,22 +223,28 @@ def test_loader_gives_empty_batch_shaped_like_examples():
 # =============================================================================
 # Gradient averaging in one process
 # =============================================================================
-@pytest.mark.parametrize("overlap", [True, False])
-def test_averaging_alone_gives_plain_gradients(overlap):
+@pytest.mark.parametrize("mode", ["plain", "explicit", "no_sync"])
+def test_averaging_alone_gives_plain_gradients(mode):
     x, t = _data()
     expected = _plain_grads(x, t)
     model = Stack()
     opt = dist.DistributedOptimizer(SGD(0.1), RecordingCommunicator(), bucket_mb=1e-4).setup(model)
     loss = _loss(model, x, t)
-    if overlap:
+    if mode == "explicit":
         opt.backward(loss)
-    else:
+    elif mode == "plain":
         loss.backward()
+    else:
+        with opt.no_sync():
+            loss.backward()
+        assert not opt.reducer.active                        # nothing started, nothing sent
     opt.synchronize()
     for name, p in dist.named_parameters(model):
         assert p.grad.data.dtype == np.float32
         np.testing.assert_allclose(p.grad.data, expected[name], rtol=1e-6, atol=1e-7)
     assert len(opt.reducer.buckets) > 1
+    assert opt.reducer.stats["redone"] == 0
+    assert opt.reducer.stats["allreduce_calls"] == len(opt.reducer.buckets)
 
 
 def test_one_rank_is_a_pass_through():
@@ -253,7 +259,8 @@ def test_one_rank_is_a_pass_through():
     assert opt.reducer.stats["allreduce_calls"] == 0
 
 
-def test_buckets_start_during_backward_in_order():
+@pytest.mark.parametrize("plain", [True, False])
+def test_buckets_start_during_backward_in_order(plain):
     events: list = []
     model = Stack(events)
     comm = RecordingCommunicator(events)
@@ -262,7 +269,12 @@ def test_buckets_start_during_backward_in_order():
     for step in range(2):                                    # step 1 uses the layout learnt at step 0
         events.clear()
         model.cleargrads()
-        opt.backward(_loss(model, x, t))
+        loss = _loss(model, x, t)
+        if plain:
+            loss.backward()                                  # the hooks alone start the round
+        else:
+            opt.backward(loss)
+        events.append(("backward", "returned"))
         opt.update()
         order = opt.reducer.order
         assert order[:2] == ["l2/b", "l2/W"] and order[-2:] == ["l0/b", "l0/W"]
@@ -270,7 +282,11 @@ def test_buckets_start_during_backward_in_order():
         assert first_start < events.index(("backward", "into l1"))   # l2's bucket went out before backward got below l1
         starts = [size for kind, size in events if kind == "allreduce"]
         assert starts == [b.flat.size for b in opt.reducer.buckets]  # one call per bucket, in index order
+        returned = events.index(("backward", "returned"))
+        early = [e for e in events[:returned] if e[0] == "allreduce"]
+        assert len(early) == len(opt.reducer.buckets) - 1   # all but the last (the one update() sends) overlapped
     assert opt.reducer.stats["allreduce_calls"] == 2 * len(opt.reducer.buckets)
+    assert opt.reducer.stats["redone"] == 0
 
 
 def test_bucket_layout_one_call_per_bucket():
@@ -303,21 +319,99 @@ def test_accumulated_gradients_and_missing_gradients():
     opt.synchronize()
     np.testing.assert_array_equal(a.grad.data, [5, 5])
     assert b.grad is None                                    # no rank had a gradient for b: none invented
+    assert opt.reducer.stats["rounds"] == 2 and opt.reducer.stats["redone"] == 0   # a round per backward(loss)
+    a.cleargrad()
+    F.sum(a * 3.0).backward()                                # a plain backward's round (weight 1) ...
+    opt.backward(F.sum(a * 2.0), weight=1)                   # ... is the round this call goes on with
+    opt.update()
+    np.testing.assert_array_equal(a.grad.data, [5, 5])
+    assert opt.reducer.stats["rounds"] == 3 and opt.reducer.stats["redone"] == 0
 
 
-def test_reducer_rejects_late_and_misshaped_gradients():
+def _two_buckets():
+    """Parameters a (8 floats) and b (1 float) in buckets of their own, [a] then [b] (11 and 4 elements
+    with their flags, weight and vote), over a recording communicator."""
+    a, b = Parameter(np.ones(8, np.float32)), Parameter(np.ones(1, np.float32))
+    events: list = []
+    opt = dist.DistributedOptimizer(SGD(1.0), RecordingCommunicator(events), bucket_mb=20 / 2 ** 20)
+    opt.setup(Holder(b, a))                                  # reversed registration order: a's bucket first
+    assert [bk.names for bk in opt.reducer.buckets] == [["p1"], ["p0"]]
+    return a, b, opt, events
+
+
+def test_plain_backwards_accumulate_then_update_redoes_what_was_sent_early():
+    a, b, opt, events = _two_buckets()
+    loss = F.sum(a * 3.0) + F.sum(b)
+    loss.backward(retain_graph=True)
+    assert events == [("allreduce", 11)]                     # a's bucket went out during backward
+    loss.backward()                                          # no cleargrads: a.grad is now 6, not what was sent
+    opt.synchronize()
+    np.testing.assert_array_equal(a.grad.data, np.full(8, 6, np.float32))
+    np.testing.assert_array_equal(b.grad.data, [2])
+    assert opt.reducer.stats["redone"] == 1                  # sent again, every bucket, every rank
+    assert [n for _, n in events] == [11, 4, 11, 4]
+    events.clear()
+    b.cleargrad()
+    F.sum(a * 3.0).backward()                                # cleargrads forgotten for a alone: 6 + 3
+    opt.synchronize()
+    np.testing.assert_array_equal(a.grad.data, np.full(8, 9, np.float32))
+    assert b.grad is None and opt.reducer.stats["redone"] == 1 and len(events) == 2
+
+
+@pytest.mark.parametrize("change", ["cleargrads", "replace", "weight"])
+def test_changes_after_an_early_send_are_averaged(change):
+    a, b, opt, events = _two_buckets()
+    F.sum(a * 3.0).backward()
+    assert len(events) == 1                                  # a's bucket left during backward
+    if change == "cleargrads":
+        a.cleargrad()
+        opt.update()
+        assert a.grad is None                                # no gradient anywhere: none invented
+    elif change == "replace":
+        a.grad = Variable(np.full(8, 7, np.float32))
+        opt.synchronize()
+        np.testing.assert_array_equal(a.grad.data, np.full(8, 7, np.float32))
+    else:
+        opt.synchronize(weight=4)                            # sent with weight 1: sent again with 4
+        np.testing.assert_array_equal(a.grad.data, np.full(8, 3, np.float32))
+    assert opt.reducer.stats["redone"] == 1 and len(events) == 4
+
+
+def test_no_sync_accumulates_micro_batches_without_redoing():
+    a, b, opt, events = _two_buckets()
+    with opt.no_sync():
+        F.sum(a * 3.0).backward()
+    assert events == []
+    F.sum(a * 2.0).backward()                                # the last micro-batch: sends the total early
+    assert events == [("allreduce", 11)]
+    opt.update()                                             # SGD(lr=1) on the averaged 5
+    np.testing.assert_array_equal(a.data, np.full(8, -4, np.float32))
+    assert opt.reducer.stats["redone"] == 0 and len(events) == 2
+
+
+def test_weight_given_before_backward_is_not_redone():
+    a, b, opt, events = _two_buckets()
+    opt.backward(F.sum(a * 3.0), weight=5)
+    assert float(opt.reducer.buckets[0].flat[-2]) == 5.0     # sent with its weight ...
+    np.testing.assert_array_equal(opt.reducer.buckets[0].flat[:8], np.full(8, 15, np.float32))
+    opt.update(weight=2)                                     # ... which update's weight does not override
+    np.testing.assert_array_equal(a.grad.data, np.full(8, 3, np.float32))
+    assert opt.reducer.stats["redone"] == 0
+    with pytest.raises(ValueError, match=r"DistributedOptimizer.backward: weight must be >= 0, got -1"):
+        opt.backward(F.sum(a), weight=-1)
+    with pytest.raises(ValueError, match=r"GradientReducer.start: weight must be >= 0, got nan"):
+        opt.reducer.start(float("nan"))
+
+
+def test_misshaped_gradient_is_named():
     a = Parameter(np.ones(2, np.float32))
     reducer = dist.GradientReducer([("a", a)], RecordingCommunicator())
-    reducer.start()
+    a.grad = Variable(np.ones(3, np.float32))
     with pytest.raises(ValueError, match=r"GradientReducer: gradient of a has shape \(3,\), the parameter \(2,\)"):
-        reducer.grad_ready(a, np.ones(3, np.float32))
-    reducer.grad_ready(a, np.ones(2, np.float32))
-    with pytest.raises(RuntimeError, match="a second gradient for a arrived in the same round"):
-        reducer.grad_ready(a, np.ones(2, np.float32))
+        reducer.grad_ready(a)
+    a.grad = Variable(np.ones(2, np.float32))
     reducer.finish()
     np.testing.assert_array_equal(a.grad.data, [1, 1])
-    with pytest.raises(RuntimeError, match=r"instrument: call start\(\) first"):
-        reducer.instrument(F.sum(a))
 
 
 def test_retained_graph_and_create_graph():
@@ -328,21 +422,42 @@ def test_retained_graph_and_create_graph():
     opt.synchronize()
     np.testing.assert_allclose(w.grad.data, [12.0])
     w.cleargrad()
-    opt.backward(y, create_graph=True)                       # the same graph again, now recording
+    y.backward(create_graph=True)                            # the same graph again, now recording
     opt.synchronize()
     np.testing.assert_allclose(w.grad.data, [12.0])
 
 
-def test_instrumented_graph_is_freed(no_gc):
+def test_graph_is_freed(no_gc):
     model = Stack()
     opt = dist.DistributedOptimizer(SGD(0.1), RecordingCommunicator()).setup(model)
     x, t = _data()
     loss = _loss(model, x, t)
     ref = weakref.ref(loss.creator)
-    opt.backward(loss)
+    loss.backward()
     opt.update()
     del loss
     assert ref() is None
+
+
+def test_hooks_go_with_the_reducer(no_gc):
+    from leafgrad import engine
+    model, other = Stack(), Stack()
+    opt = dist.DistributedOptimizer(SGD(0.1), RecordingCommunicator()).setup(model)
+    params = [p for _, p in dist.named_parameters(model)]
+    assert opt.reducer.hooked and all(id(p) in engine._HOOKS for p in params)
+    first = opt.reducer
+    opt.setup(other)                                         # set up again: the first model is let go
+    assert not first.hooked and not any(id(p) in engine._HOOKS for p in params)
+    x, t = _data()
+    _loss(model, x, t).backward()
+    assert not first.active and not opt.reducer.active       # model's backward starts nothing
+    ref = weakref.ref(opt.reducer)
+    others = [p for _, p in dist.named_parameters(other)]
+    del opt, first
+    assert ref() is None                                     # no cycle keeps a discarded reducer alive
+    assert not any(id(p) in engine._HOOKS for p in others)   # and its hooks went with it
+    one = dist.DistributedOptimizer(SGD(0.1), dist.Communicator(mpi_comm=False)).setup(model)
+    assert not one.reducer.hooked                            # one rank: nothing to average, no hooks
 
 
 def test_setup_errors():
@@ -425,11 +540,19 @@ def test_two_ranks_equal_one_process_with_double_batch(tmp_path):
     a, b = np.load(two), np.load(one)
     assert sorted(a.files) == sorted(b.files)
     for key in a.files:
-        if key.endswith("/calls"):
-            assert 0 < a[key] < 8 * 2 * 6                     # buckets, not one call per parameter
+        if "/stats/" in key:
             continue
         assert a[key].dtype == np.float32
         np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=2e-6, err_msg=key)
+    stats = {name: {k.split("/")[-1]: int(a[k]) for k in a.files if k.startswith(name + "/stats/")}
+             for name in {k.split("/")[0] for k in a.files}}
+    for name, s in stats.items():                            # every round: one call per bucket (twice if redone)
+        assert 1 < s["buckets"] < 8 and s["rounds"] == 12, (name, s)
+        assert s["allreduce_calls"] == s["buckets"] * (s["rounds"] + s["redone"]), (name, s)
+    for name in ("SGD", "AdaGrad", "AdaDelta"):              # backward(loss, weight), plain backward, no_sync
+        assert stats[name]["redone"] == 0 and stats[name]["early_calls"] > 0, (name, stats[name])
+    assert stats["MomentumSGD"]["redone"] == 12              # weight given to update() only: every round redone
+    assert 0 < stats["Adam"]["redone"] < 12                  # accumulated without no_sync: redone when 2 backwards
 
 
 @needs_mpi

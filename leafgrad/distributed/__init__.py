@@ -15,8 +15,8 @@ batch b train like one process with batch N*b::
         for x, t in loader:
             loss = F.softmax_cross_entropy(model(x), t)
             model.cleargrads()
-            optimizer.backward(loss)         # allreduce of each bucket overlaps backward
-            optimizer.update()
+            loss.backward()                  # each bucket's allreduce starts during backward
+            optimizer.update()               # waits for the averages, then SGD updates
         if comm.is_root:
             print(epoch, float(loss.data))
 

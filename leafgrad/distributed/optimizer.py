@@ -9,14 +9,15 @@ no moment at setup to broadcast rank 0's parameters.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import contextlib
+from typing import Any, Callable, ContextManager, Optional
 
 import numpy as np
 
 from leafgrad.core import Variable
 from leafgrad.distributed.communicator import Communicator, get_world
 from leafgrad.distributed.parameters import broadcast_parameters
-from leafgrad.distributed.reducer import GradientReducer
+from leafgrad.distributed.reducer import GradientReducer, check_weight
 
 __all__ = ["DistributedOptimizer"]
 
@@ -26,24 +27,33 @@ class DistributedOptimizer:
 
     ``DistributedOptimizer(optimizer, comm=None, bucket_mb=4.0)``.  ``setup(target)``
     (or wrapping an optimizer already set up) broadcasts rank 0's parameters to
-    every rank.  Then each step::
+    every rank and registers a gradient hook on each of them.  Then each step is
+    the usual one::
 
         model.cleargrads()
-        optimizer.backward(loss)      # or loss.backward(): same result, no overlap
+        loss.backward()               # or optimizer.backward(loss, weight=len(t))
         optimizer.update()
 
-    ``optimizer.backward(loss)`` starts each bucket's allreduce while backward
-    is still running; ``update()`` waits for them, writes the averaged
-    gradients into ``param.grad`` and calls the wrapped optimizer's
-    ``update()`` (so its hooks, e.g. ``WeightDecay`` or ``ClipGrad``, see
-    averaged gradients).  Every other attribute (``lr``, ``hooks``, ...) is the
-    wrapped optimizer's.
+    During backward, each bucket of gradients starts its allreduce as soon as
+    backward has produced all of them; ``update()`` sends the rest, waits,
+    writes the averaged gradients into ``param.grad`` and calls the wrapped
+    optimizer's ``update()`` (so its hooks, e.g. ``WeightDecay`` or
+    ``ClipGrad``, see averaged gradients).  Every other attribute (``lr``,
+    ``hooks``, ...) is the wrapped optimizer's.
+
+    What ``update()`` averages is what every rank holds in ``param.grad`` when
+    it is called: several backwards without ``cleargrads()`` in between
+    accumulate there first, as without MPI (then the early sends are redone
+    in ``update()``; ``no_sync()`` avoids that cost).
 
     ``weight`` (in ``backward`` or ``update``): how much this rank's gradients
     count, by default 1 for each rank.  Pass the number of examples of the
     rank's batch (``len(t)``) when batches may differ in size (the last one of
     an epoch) to get exactly the mean over all examples; a rank with an empty
-    batch calls ``update(weight=0)`` without a backward.
+    batch calls ``update(weight=0)`` without a backward.  Given to
+    ``backward``, it applies from the start; given to ``update`` after a plain
+    ``loss.backward()``, the buckets sent during backward (with weight 1) are
+    sent again if it differs from 1.
     """
 
     def __init__(self, optimizer: Any, comm: Optional[Communicator] = None,
@@ -74,6 +84,8 @@ class DistributedOptimizer:
 
     def _start_from_root(self, target: Any) -> None:
         named = broadcast_parameters(target, self.comm)
+        if self.reducer is not None:   # set up again: the old parameters' hooks go
+            self.reducer.close()
         self.reducer = GradientReducer(named, self.comm, self.bucket_bytes)
 
     def setup(self, target: Any) -> "DistributedOptimizer":
@@ -119,27 +131,33 @@ class DistributedOptimizer:
         """Add a hook to the wrapped optimizer; it runs on the averaged gradients."""
         self.optimizer.add_hook(f)
 
-    @staticmethod
-    def _check_weight(who: str, weight: Optional[float]) -> None:
-        if weight is not None and not float(weight) >= 0.0:
-            raise ValueError(f"DistributedOptimizer.{who}: weight must be >= 0, got {weight!r}")
-
     def _require_setup(self, who: str) -> GradientReducer:
         if self.reducer is None:
             raise RuntimeError(f"DistributedOptimizer.{who}: call setup(model) first")
         return self.reducer
 
     def backward(self, loss: Variable, weight: Optional[float] = None, **kwargs: Any) -> None:
-        """``loss.backward(**kwargs)``, averaging each bucket of gradients as soon as backward completes it."""
+        """``loss.backward(**kwargs)`` in a round of averaging in which this rank counts ``weight`` times.
+
+        Plain ``loss.backward()`` overlaps the averaging with backward just the
+        same; this also sets the weight before anything is sent.  Each call is a
+        round of its own: a second call before ``update()`` averages the first
+        call's gradients before its backward adds to them.
+        """
         reducer = self._require_setup("backward")
-        self._check_weight("backward", weight)
-        if self.comm.size == 1:   # nothing to average with
-            loss.backward(**kwargs)
-            return
-        reducer.start(weight)
-        reducer.instrument(loss)
+        check_weight("DistributedOptimizer.backward", weight)
+        if self.comm.size > 1:   # one rank: nothing to average with
+            reducer.start(weight)
         loss.backward(**kwargs)
-        reducer.start_remaining()
+
+    def no_sync(self) -> ContextManager[None]:
+        """``with optimizer.no_sync(): loss.backward()`` sends nothing; ``update()`` averages it all later.
+
+        For gradient accumulation over micro-batches (every backward but the
+        last in the block), and for a backward that only some ranks make.
+        """
+        reducer = self._require_setup("no_sync")
+        return reducer.no_sync() if self.comm.size > 1 else contextlib.nullcontext()
 
     def synchronize(self, weight: Optional[float] = None) -> None:
         """Average the gradients now: every ``param.grad`` becomes the ranks' mean.
@@ -153,17 +171,18 @@ class DistributedOptimizer:
 
     def _synchronize(self, who: str, weight: Optional[float]) -> None:
         reducer = self._require_setup(who)
-        self._check_weight(who, weight)
+        check_weight(f"DistributedOptimizer.{who}", weight)
         if self.comm.size == 1:   # the gradients are already the average
             return
-        if not reducer.active:
-            reducer.start(weight)
-        reducer.finish()
+        reducer.finish(weight)
 
     def update(self, weight: Optional[float] = None) -> None:
         """Average the gradients over all ranks, then let the wrapped optimizer update the parameters.
 
         ``weight`` applies when no ``backward(loss, weight)`` started this step's averaging.
+        Completes the round: buckets not sent during backward go out in their
+        order (a parameter no backward reached counts as absent where its
+        ``grad`` is None), then it waits for all of them.
         """
         self._synchronize("update", weight)
         self.optimizer.update()
