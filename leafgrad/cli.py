@@ -762,7 +762,11 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     _init_params(trainer)
     final_train = trainer.evaluate(data.x_train, data.t_train)
     final_test = trainer.evaluate(data.x_test, data.t_test)
-    step, fwd, bwd = trainer.measure_step_memory()
+    if comm is not None:  # a backward on rank 0 alone must not start allreduces the others never join
+        with trainer.optimizer.no_sync():
+            step, fwd, bwd = trainer.measure_step_memory()
+    else:
+        step, fwd, bwd = trainer.measure_step_memory()
     written = _write_outputs(out, trainer, config, rows, final_train, epochs_done)
 
     total = rows[-1][5] if rows else 0.0
