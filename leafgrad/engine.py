@@ -41,16 +41,6 @@ def _freed_error(func: Function) -> RuntimeError:
 _NOTHING = object()  # "no gradient has reached this function yet"
 
 
-def _schedule(f: Function, waiting: dict, generations: list) -> None:
-    """Put ``f`` in the group of its generation (see ``_walk``)."""
-    group = waiting.get(f.generation)
-    if group is None:
-        waiting[f.generation] = [f]
-        heapq.heappush(generations, -f.generation)
-    else:
-        group.append(f)
-
-
 def _cut_off(f: Function) -> bool:
     """For a function whose saved data backward released: True if nothing upstream is left.
 
@@ -91,9 +81,6 @@ def _call_backward(f: Function, gys: list, create_graph: bool) -> tuple:
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
         return tuple(_as_grad(g, True) for g in gxs)
-    if f._has_backward_array:
-        gxs = f.backward_array(*gys)
-        return gxs if isinstance(gxs, tuple) else (gxs,)
     # A function with only a Variable backward: wrap, run (recording is off here), unwrap.
     gxs = f.backward(*[None if g is None else _wrap(g) for g in gys])
     if not isinstance(gxs, tuple):
@@ -142,31 +129,20 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
             if x.creator is not None:
                 wanted_slots.setdefault(id(x.creator), {}).setdefault(x._output_index, []).append(pos)
 
+    # The roots deliver their seed gradients along "edges" exactly as a function delivers
+    # its input gradients below: to their creator's output slot, or to the leaf itself.
+    edges, gxs = [], []
     for y, gy in zip(outputs, grad_outputs):
-        if gy is None:
-            gy = _ones_like(y.data, create_graph)
-        else:
-            gy = _as_grad(gy, create_graph)
-        f = y.creator
-        if f is None:
-            g = leaves.get(y)
-            leaves[y] = gy if g is None else g + gy
-            continue
-        if f._released and _cut_off(f):
+        gxs.append(_ones_like(y.data, create_graph) if gy is None else _as_grad(gy, create_graph))
+        creator = y.creator
+        if creator is None:
+            edges.append(y)
             continue
         if not capture and y.grad is not None:
             y.grad = None  # it was the seed; it comes back below when retain_grad
-        if f not in pending:
-            pending[f] = [None] * len(f.outputs)
-            _schedule(f, waiting, generations)
-        elif type(pending[f]) is not list:
-            pending[f] = [pending[f]]
-        slots = pending[f]
-        i = y._output_index
-        slots[i] = gy if slots[i] is None else slots[i] + gy
-    for f, slots in pending.items():
-        if len(slots) == 1:
-            pending[f] = slots[0]
+        edges.append(creator if y._output_index == 0 else (creator, y._output_index))
+    f = None      # the function whose input gradients `gxs` are (None: the seeds)
+    fresh = False
 
     # Gradient arrays that only this walk holds: fresh from a formula that keeps nothing of them
     # (Function.fresh_gradients) or sums made here.  A function may overwrite such a gradient
@@ -174,48 +150,7 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
     owned: set = set()
     reuse = not (create_graph or retain_grad or capture)
     heappop, heappush = heapq.heappop, heapq.heappush
-    while generations:
-        group = waiting[-generations[0]]
-        f = group.pop()
-        if not group:
-            del waiting[-heappop(generations)]
-        gys = pending.pop(f)
-        if type(gys) is not list:
-            gys = [gys]
-        edges = f._edges
-
-        if retain_grad:
-            for ref, g in zip(f.outputs, gys):
-                y = ref()
-                if y is not None and g is not None:
-                    g = g if create_graph else _wrap(g)
-                    y.grad = g if y.grad is None else y.grad + g
-        if capture and id(f) in wanted_slots:
-            for slot, positions in wanted_slots[id(f)].items():
-                for pos in positions:
-                    results[pos] = gys[slot]
-
-        if len(gys) > 1 and any(g is None for g in gys):
-            gys = _fill_missing(f, gys, create_graph)
-        if has_array_path and f._has_backward_array:  # first order, on arrays: the fast path
-            if owned and f._has_backward_array_inplace and id(gys[0]) in owned:
-                gxs = f.backward_array_inplace(gys[0])
-            else:
-                gxs = f.backward_array(*gys)
-            if type(gxs) is not tuple:
-                gxs = (gxs,)
-        else:
-            gxs = _call_backward(f, gys, create_graph)
-        if owned:
-            for g in gys:
-                owned.discard(id(g))
-        fresh = reuse and f.fresh_gradients
-        if len(gxs) != len(edges):
-            raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
-                             f"for {len(edges)} inputs")
-        if _LEGACY_PROMOTION and not create_graph:
-            gxs = _keep_input_dtypes(f, gxs)
-
+    while True:
         for edge, gx in zip(edges, gxs):
             if edge is None:
                 continue
@@ -270,8 +205,51 @@ def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs
                 owned.discard(id(old))
                 if type(total) is np.ndarray:
                     owned.add(id(total))
-        if not retain_graph:  # free what this function kept, now that it has been used
+        if f is not None and not retain_graph:  # free what it kept, now that it has been used
             f._release()
+        if not generations:
+            break
+
+        group = waiting[-generations[0]]
+        f = group.pop()
+        if not group:
+            del waiting[-heappop(generations)]
+        gys = pending.pop(f)
+        if type(gys) is not list:
+            gys = [gys]
+        edges = f._edges
+
+        if retain_grad:
+            for ref, g in zip(f.outputs, gys):
+                y = ref()
+                if y is not None and g is not None:
+                    g = g if create_graph else _wrap(g)
+                    y.grad = g if y.grad is None else y.grad + g
+        if capture and id(f) in wanted_slots:
+            for slot, positions in wanted_slots[id(f)].items():
+                for pos in positions:
+                    results[pos] = gys[slot]
+
+        if len(gys) > 1 and any(g is None for g in gys):
+            gys = _fill_missing(f, gys, create_graph)
+        if has_array_path and f._has_backward_array:  # first order, on arrays: the fast path
+            if owned and f._has_backward_array_inplace and id(gys[0]) in owned:
+                gxs = f.backward_array_inplace(gys[0])
+            else:
+                gxs = f.backward_array(*gys)
+            if type(gxs) is not tuple:
+                gxs = (gxs,)
+        else:
+            gxs = _call_backward(f, gys, create_graph)
+        if owned:
+            for g in gys:
+                owned.discard(id(g))
+        fresh = reuse and f.fresh_gradients
+        if len(gxs) != len(edges):
+            raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
+                             f"for {len(edges)} inputs")
+        if _LEGACY_PROMOTION and not create_graph:
+            gxs = _keep_input_dtypes(f, gxs)
 
     if capture:
         for pos, x in enumerate(inputs):
@@ -347,6 +325,11 @@ def register_post_accumulate_grad_hook(leaf: Variable, hook: Callable) -> HookHa
 def _hooked_edge_counts(outputs: Sequence[Variable]) -> dict:
     """For each hooked leaf reachable from ``outputs``: the number of graph edges that lead to it."""
     counts: dict = {}
+    for y in outputs:  # a root that is itself a hooked leaf delivers one gradient too
+        if y.creator is None:
+            entry = _HOOKS.get(id(y))
+            if entry is not None and entry[0]() is y:
+                counts[y] = counts.get(y, 0) + 1
     stack = [y.creator for y in outputs if y.creator is not None]
     seen = {id(f) for f in stack}
     while stack:
@@ -444,8 +427,6 @@ def unchain_graph(var: Variable) -> None:
     while stack:
         f = stack.pop()
         edges = f._edges
-        if edges is None:
-            continue
         for k, edge in enumerate(edges):
             if edge is None or edge is RELEASED_LEAF or isinstance(edge, Variable):
                 continue
@@ -457,7 +438,3 @@ def unchain_graph(var: Variable) -> None:
             if id(creator) not in seen:
                 seen.add(id(creator))
                 stack.append(creator)
-        if f.inputs is not None:
-            for x in f.inputs:
-                if x is not None and x.creator is not None:
-                    x.unchain()

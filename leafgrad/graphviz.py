@@ -147,8 +147,6 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
             lines.append(f"{fid} [label={_quote(name)}, {_FUNC}]")
         for slot in range(len(func.outputs or [])):
             lines.append(f"{fid} -> {draw_output(func, slot)}")
-        if edges is None:
-            continue
         for k, edge in enumerate(edges):
             if edge is None or edge is RELEASED_LEAF:
                 src = draw_constant(func, k)
