@@ -625,19 +625,31 @@ class Add(Function):
         return utils.sum_to(gy, self.x0_shape), utils.sum_to(gy, self.x1_shape)
 
 
-def add(x0: Any, x1: Any) -> Variable:
-    """``x0 + x1``."""
+def _binary(x0: Any, x1: Any, general: type, constant_right: Any, constant_left: Any) -> Variable:
+    """Apply a binary operator; a Variable with a scalar operand becomes a one-input function.
+
+    ``constant_right(c)(x)`` computes ``x op c`` and ``constant_left(c)(x)`` computes ``c op x``;
+    the scalar is kept as a number, not as a graph node.
+    """
     if isinstance(x0, Variable):
-        if type(x1) is float or type(x1) is int:  # the common case, decided fast
-            return AddConstant(x1)(x0)
-        c = _scalar(x1)
+        c = x1 if type(x1) is float or type(x1) is int else _scalar(x1)  # the common case first
         if c is not None:
-            return AddConstant(c)(x0)
+            return constant_right(c)(x0)
     elif isinstance(x1, Variable):
         c = _scalar(x0)
         if c is not None:
-            return AddConstant(c)(x1)
-    return Add()(*_operands(x0, x1))
+            return constant_left(c)(x1)
+    return general()(*_operands(x0, x1))
+
+
+def _subtract_constant(c: Any) -> "AddConstant":
+    """``x - c`` is ``x + (-c)``."""
+    return AddConstant(-c)
+
+
+def add(x0: Any, x1: Any) -> Variable:
+    """``x0 + x1``."""
+    return _binary(x0, x1, Add, AddConstant, AddConstant)
 
 
 class AddConstant(Function):
@@ -688,17 +700,7 @@ class Mul(Function):
 
 def mul(x0: Any, x1: Any) -> Variable:
     """``x0 * x1``."""
-    if isinstance(x0, Variable):
-        if type(x1) is float or type(x1) is int:  # the common case, decided fast
-            return MulConstant(x1)(x0)
-        c = _scalar(x1)
-        if c is not None:
-            return MulConstant(c)(x0)
-    elif isinstance(x1, Variable):
-        c = _scalar(x0)
-        if c is not None:
-            return MulConstant(c)(x1)
-    return Mul()(*_operands(x0, x1))
+    return _binary(x0, x1, Mul, MulConstant, MulConstant)
 
 
 class MulConstant(Function):
@@ -765,15 +767,7 @@ class Sub(Function):
 
 def sub(x0: Any, x1: Any) -> Variable:
     """``x0 - x1``."""
-    if isinstance(x0, Variable):
-        c = _scalar(x1)
-        if c is not None:
-            return AddConstant(-c)(x0)
-    elif isinstance(x1, Variable):
-        c = _scalar(x0)
-        if c is not None:
-            return ConstantSub(c)(x1)
-    return Sub()(*_operands(x0, x1))
+    return _binary(x0, x1, Sub, _subtract_constant, ConstantSub)
 
 
 def rsub(x0: Any, x1: Any) -> Variable:
@@ -829,15 +823,7 @@ class Div(Function):
 
 def div(x0: Any, x1: Any) -> Variable:
     """``x0 / x1``."""
-    if isinstance(x0, Variable):
-        c = _scalar(x1)
-        if c is not None:
-            return DivConstant(c)(x0)
-    elif isinstance(x1, Variable):
-        c = _scalar(x0)
-        if c is not None:
-            return ConstantDiv(c)(x1)
-    return Div()(*_operands(x0, x1))
+    return _binary(x0, x1, Div, DivConstant, ConstantDiv)
 
 
 def rdiv(x0: Any, x1: Any) -> Variable:
