@@ -1,5 +1,7 @@
 """Shared test fixtures."""
 import gc
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -21,3 +23,17 @@ def no_gc():
         yield
     finally:
         gc.enable()
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to reach beyond this machine (other than file:// and 127.0.0.1) fails the test."""
+    real_urlopen = urllib.request.urlopen
+
+    def local_only(url, *args, **kwargs):
+        parts = urllib.parse.urlsplit(url if isinstance(url, str) else url.full_url)
+        if parts.scheme not in ("file", "") and parts.hostname != "127.0.0.1":
+            raise AssertionError(f"a test tried to reach the network: {url}")
+        return real_urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", local_only)
