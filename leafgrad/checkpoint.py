@@ -32,6 +32,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from leafgrad import graph, ops
 from leafgrad.config import _enable_backprop, _train, using_config
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import array_types
@@ -68,16 +69,15 @@ class Checkpoint(Function):
         self._precomputed = None
         return ys[0] if len(ys) == 1 else ys
 
-    def backward(self, *gys: Variable) -> Any:
-        raise RuntimeError("checkpoint: double backward (create_graph=True) through a "
-                           "checkpointed segment is not supported; call fn without checkpoint")
-
-    def backward_array(self, *gys: Any) -> tuple:
+    def backward(self, *gys: Any) -> tuple:
+        if ops.is_variable(*gys):
+            raise RuntimeError("checkpoint: double backward (create_graph=True) through a "
+                               "checkpointed segment is not supported; call fn without checkpoint")
         if self.saved is None:
             raise RuntimeError("checkpoint: the segment's saved inputs were released by a previous "
                                "backward; pass retain_graph=True to the first backward() to keep them")
         n = len(self.var_positions)
-        needs = [e is not None for e in self._edges]
+        needs = self.needs_input_grad
         args = list(self.args)
         detached = []
         for k, (pos, data) in enumerate(zip(self.var_positions, self.saved)):
@@ -102,8 +102,9 @@ class Checkpoint(Function):
         wanted += [leaf for k, leaf in enumerate(self.leaves) if needs[n + k]]
         gxs: list = [None] * (n + len(self.leaves))
         if wanted:
-            # Outputs that do not depend on anything that needs a gradient carry no graph: skip them.
-            pairs = [(y, g) for y, g in zip(outs, gys) if y.creator is not None or y.requires_grad]
+            # Outputs that received no gradient, or that depend on nothing that needs one, are skipped.
+            pairs = [(y, g) for y, g in zip(outs, gys)
+                     if g is not None and (y.creator is not None or y.requires_grad)]
             grads = run_backward([y for y, _ in pairs], [g for _, g in pairs],
                                  inputs=wanted) if pairs else [None] * len(wanted)
             it = iter(grads)
@@ -139,37 +140,6 @@ def _as_outputs(outs: Any) -> tuple:
     return tuple(result)
 
 
-def _find_leaves(outputs: tuple, exclude: set) -> list:
-    """The leaf Variables wanting a gradient that the recorded graph of ``outputs`` reaches."""
-    leaves: list = []
-    seen_leaves: set = set(exclude)
-    seen_funcs: set = set()
-    stack = []
-    for y in outputs:
-        if y.creator is not None:
-            stack.append(y.creator)
-        elif y.requires_grad and id(y) not in seen_leaves:
-            seen_leaves.add(id(y))
-            leaves.append(y)
-    while stack:
-        f = stack.pop()
-        if id(f) in seen_funcs:
-            continue
-        seen_funcs.add(id(f))
-        for edge in f._edges or ():
-            if edge is None:
-                continue
-            if isinstance(edge, Variable):
-                if id(edge) not in seen_leaves:
-                    seen_leaves.add(id(edge))
-                    leaves.append(edge)
-                continue
-            creator = edge[0] if type(edge) is tuple else edge
-            if id(creator) not in seen_funcs:
-                stack.append(creator)
-    return leaves
-
-
 def checkpoint(fn: Callable[..., Any], *args: Any) -> Union[Variable, tuple]:
     """Run ``fn(*args)`` keeping none of its intermediates; recompute them during backward.
 
@@ -199,7 +169,8 @@ def checkpoint(fn: Callable[..., Any], *args: Any) -> Union[Variable, tuple]:
     raw = fn(*first_args)
     single = not isinstance(raw, (tuple, list))
     outs = _as_outputs(raw)
-    leaves = _find_leaves(outs, {id(v) for v in detached})
+    arguments = {id(v) for v in detached}
+    leaves = [leaf for leaf in graph.leaves_of(outs) if id(leaf) not in arguments]
     out_data = tuple(y.data for y in outs)
     del raw, outs, first_args, detached  # the segment's graph and intermediates die here
 

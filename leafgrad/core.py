@@ -5,18 +5,18 @@ Who holds whom decides what memory lives:
 * A ``Variable`` holds its ``creator`` strongly.  A ``Function`` holds its
   outputs through ``weakref.ref``, so the graph has no reference cycle and
   reference counting alone frees it when the user drops the final output.
-* A ``Function`` does **not** hold its input Variables.  Its graph edges
-  (``_edges``) name, for each input, the upstream function (``creator`` when
-  the input is its output 0, ``(creator, index)`` otherwise), or the leaf
-  Variable itself (which may receive a gradient), or ``None`` for a constant.
-  An intermediate array therefore dies as soon as the user drops its
-  Variable, unless a backward formula asked to keep it.
+* A ``Function`` does **not** hold its input Variables: it points at the
+  functions that computed them, or at leaves, through edges that only
+  :mod:`leafgrad.graph` reads.  An intermediate array therefore dies as soon
+  as the user drops its Variable, unless a backward formula asked to keep it.
 * A function declares what its backward needs with the class attributes
-  ``retain_inputs`` (input positions whose Variables are kept in
-  ``self.inputs``) and ``retain_outputs`` (output positions whose arrays are
-  kept), plus ``save_for_backward(...)`` for arrays it computed.  A function
-  written the book's way declares nothing (``retain_inputs = None``) and keeps
-  all its inputs in ``self.inputs``, exactly as in DeZero.
+  ``retain_inputs`` and ``retain_outputs``, plus ``save_for_backward(...)``
+  for arrays it computed.  A function written the book's way declares nothing
+  (``retain_inputs = None``) and keeps all its inputs in ``self.inputs``,
+  exactly as in DeZero.
+* A declared function's gradient formula is written once: the first-order
+  walk runs it on arrays, the recorded walk (``create_graph=True``) on
+  Variables (:mod:`leafgrad.ops` has the operations that work on both).
 * ``backward()`` releases what each function kept once its backward ran,
   unless ``retain_graph=True``; the graph's structure stays (without arrays)
   while the output lives, so that ``unchain_backward()`` can still cut it.
@@ -25,12 +25,11 @@ The backward walk itself is in :mod:`leafgrad.engine`.
 """
 from __future__ import annotations
 
-import weakref
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from leafgrad import utils
+from leafgrad import graph, ops
 from leafgrad.config import _enable_backprop
 from leafgrad.cuda import array_types, cupy, get_array_module
 
@@ -199,8 +198,7 @@ class Variable:
         This Variable keeps its own creator (as in DeZero); functions upstream
         become unreachable and are freed by reference counting.
         """
-        from leafgrad.engine import unchain_graph
-        unchain_graph(self)
+        graph.unchain(self)
 
     def backward(self, retain_grad: bool = False, create_graph: bool = False,
                  retain_graph: Optional[bool] = None) -> None:
@@ -354,46 +352,41 @@ def _functions():
 # Function
 # =============================================================================
 class Function:
-    """A differentiable operation: ``forward`` on arrays, ``backward`` on Variables.
+    """A differentiable operation: ``forward`` on arrays, ``backward`` for the gradients.
 
-    Subclasses implement ``forward(*xs)`` (arrays in, array or tuple of arrays
-    out) and ``backward(*gys)`` (Variables in, Variable or tuple out; ``None``
-    for an input that gets no gradient).  Written that way, with nothing
-    declared, a function keeps its input Variables in ``self.inputs`` as the
-    book's does.
+    Written the book's way, a function defines ``forward(*xs)`` (arrays in,
+    an array or a tuple of arrays out) and ``backward(*gys)`` (Variables in,
+    a Variable or a tuple out, ``None`` for an input that gets no gradient),
+    declares nothing, and keeps its input Variables in ``self.inputs``, as
+    DeZero does.
 
-    To keep less, declare what backward needs:
+    A function that declares what its backward needs keeps only that, and
+    gets its ``backward`` run on plain arrays by the first-order walk (fast),
+    and on Variables by the recorded walk (``create_graph=True``), so its
+    gradient formula is written once, with the operators and :mod:`leafgrad.ops`:
 
-    * ``retain_inputs = (0, 1)``: only these input Variables are kept in
-      ``self.inputs`` (other positions hold ``None``); ``()`` keeps none.
-    * ``retain_outputs = (0,)``: these outputs' arrays are kept; backward gets
-      them as graph-connected Variables with ``self.output_variable(i)``, or as
-      arrays in ``self.output_data``.
-    * ``self.save_for_backward(*arrays)`` in ``forward``: arrays it computed,
-      read back from ``self.saved``.
+    * ``retain_inputs = (0, 1)``: inputs backward reads, as
+      ``x, W = self.get_retained_inputs()``; ``()`` keeps none;
+    * ``retain_outputs = (0,)``: outputs backward reads, as
+      ``y, = self.get_retained_outputs()``;
+    * ``self.save_for_backward(*arrays)`` in ``forward``: arrays it computed
+      that backward treats as constants (a mask, argmax indexes), read back as
+      ``self.saved``.
 
-    A function may also define ``backward_array(*gys)``: the same formula on
-    plain arrays, used for first-order gradients (``create_graph=False``) to
-    avoid building Variables that nobody keeps.
+    ``backward()`` frees all of it once used, unless ``retain_graph=True``.
     """
 
-    #: Input positions whose Variables backward reads; None keeps them all (the book's way).
+    #: Input positions whose arrays backward reads; None keeps all input Variables (the book's way).
     retain_inputs: Optional[tuple] = None
     #: Output positions whose arrays backward reads.
     retain_outputs: tuple = ()
-    #: Set on subclasses that define ``backward_array``.
-    _has_backward_array = False
-    #: True when ``backward_array`` always returns new arrays that the function does not keep
-    #: (no views, no array returned twice): the engine may then let the next function reuse them.
+    #: True when ``backward`` returns new arrays that the function does not keep (no views, no
+    #: array returned twice): the walk may then let the next function overwrite them.
     fresh_gradients = False
-    #: Set on subclasses that define ``backward_array_inplace``.
-    _has_backward_array_inplace = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._has_backward_array = cls.backward_array is not Function.backward_array
-        cls._has_backward_array_inplace = (
-            cls.backward_array_inplace is not Function.backward_array_inplace)
+    #: True for a one-output function whose ``backward`` may overwrite ``gy`` when told it may
+    #: (``self.may_overwrite_gy``, set by the walk for a gradient nobody else holds).
+    overwrites_gy = False
+    may_overwrite_gy = False
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
         """Run ``forward`` on the inputs' arrays; record this function in the graph when recording is on.
@@ -419,121 +412,99 @@ class Function:
         if _LEGACY_PROMOTION:
             _keep_float_dtype(xs, outputs)
 
-        if _enable_backprop.get():
-            # Graph edges, one per input: the creator itself for a computed input that is
-            # its creator's output 0, (creator, index) for another output, the Variable for
-            # a leaf that wants a gradient, None for a constant.
-            edges = []
-            generation = 0
-            wanted = False
-            for x in inputs:
-                creator = x.creator
-                if creator is not None:
-                    edges.append(creator if x._output_index == 0 else (creator, x._output_index))
-                    if x.generation > generation:
-                        generation = x.generation
-                    wanted = True
-                elif x.requires_grad:
-                    edges.append(x)
-                    wanted = True
-                else:
-                    edges.append(None)
-            if wanted:  # something upstream wants a gradient: link this function into the graph
-                self.generation = generation
-                self._edges = edges
-                generation += 1
-                if len(outputs) == 1:
-                    y = outputs[0]
-                    y.creator = self
-                    y.generation = generation
-                    self.outputs = [weakref.ref(y)]
-                else:
-                    for i, y in enumerate(outputs):
-                        y.creator = self
-                        y.generation = generation
-                        y._output_index = i
-                    self.outputs = [weakref.ref(y) for y in outputs]
-                    self._output_meta = [(y.shape, y.dtype) for y in outputs]
-                if self.retain_inputs != () or self.retain_outputs:
-                    self._retain(inputs, outputs)
-                if _LEGACY_PROMOTION:
-                    self._input_dtypes = [getattr(x, "dtype", None) for x in xs]
+        if _enable_backprop.get() and graph.connect(self, inputs, outputs):
+            if self.retain_inputs != () or self.retain_outputs or len(outputs) > 1 or _LEGACY_PROMOTION:
+                self._keep(inputs, xs, outputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def _retain(self, inputs: list, outputs: list) -> None:
-        """Keep what backward declared it needs (``retain_inputs``, ``retain_outputs``)."""
+    def _keep(self, inputs: list, xs: list, outputs: list) -> None:
+        """Keep what backward declared it reads (and, the book's way, every input Variable)."""
         retain = self.retain_inputs
         if retain is None:
             self.inputs = inputs
         elif retain:
-            self.inputs = [x if i in retain else None for i, x in enumerate(inputs)]
-        retain = self.retain_outputs
-        if retain:
-            self.output_data = [y.data if i in retain else None for i, y in enumerate(outputs)]
+            self._kept_inputs = tuple([xs[i] for i in retain])
+        if self.retain_outputs:
+            self.output_data = [y.data if i in self.retain_outputs else None for i, y in enumerate(outputs)]
+        if len(outputs) > 1:
+            self._output_meta = [(y.shape, y.dtype) for y in outputs]
+        if _LEGACY_PROMOTION:
+            self._input_dtypes = [getattr(x, "dtype", None) for x in xs]
 
     def forward(self, *xs: Any) -> Any:
         """Compute the outputs from input arrays."""
         raise NotImplementedError()
 
-    def backward(self, *gys: Variable) -> Any:
-        """Compute the input gradients (Variables) from the output gradients (Variables)."""
-        raise NotImplementedError()
-
-    def backward_array(self, *gys: Any) -> Any:
-        """Optional: ``backward`` on plain arrays, for first-order gradients."""
-        raise NotImplementedError()
-
-    def backward_array_inplace(self, gy: Any) -> Any:
-        """Optional, for one-output functions: ``backward_array`` that may overwrite ``gy``.
-
-        The engine calls it only when nothing else holds ``gy`` (it came fresh
-        from the function downstream, see ``fresh_gradients``), saving a
-        temporary array the size of the output at the peak of backward.
-        """
+    def backward(self, *gys: Any) -> Any:
+        """Compute the input gradients from the output gradients (see the class docstring)."""
         raise NotImplementedError()
 
     # ---- what backward may read ---------------------------------------------------
     def save_for_backward(self, *arrays: Any) -> None:
-        """Keep arrays computed in ``forward`` for ``backward``; read them back as ``self.saved``."""
+        """Keep arrays computed in ``forward`` for ``backward`` (as constants); read them back as ``self.saved``."""
         self.saved = arrays
 
-    def output_variable(self, i: int = 0) -> Variable:
-        """Output ``i`` as a Variable connected to the graph (declared in ``retain_outputs``).
+    def get_retained_inputs(self) -> tuple:
+        """The inputs declared in ``retain_inputs``, in that order.
 
-        The user's Variable if it is still alive, otherwise a new one on the
-        kept array that sits at the same place in the graph.
+        Arrays on the first-order walk; graph-connected Variables when the
+        backward is recorded (graph recording on), so the formula is differentiable.
         """
-        y = self.outputs[i]()
-        if y is None:
-            data = self.output_data[i] if self.output_data is not None else None
-            if data is None:
-                raise RuntimeError(f"{type(self).__name__}: output {i} was not retained for backward "
-                                   "(declare it in retain_outputs)")
-            y = Variable(data)
-            y.creator = self
-            y.generation = self.generation + 1
-            y._output_index = i
-        return y
+        if self._released:
+            raise self._freed_error()
+        kept = self._kept_inputs
+        if not _enable_backprop.get():
+            return kept
+        return tuple(graph.input_variable(self, k, data) for k, data in zip(self.retain_inputs, kept))
 
-    @property
-    def needs_input_grad(self) -> tuple:
-        """For each input, whether backward must produce its gradient (False for constants)."""
-        return tuple(e is not None for e in self._edges)
+    def get_retained_outputs(self) -> tuple:
+        """The outputs declared in ``retain_outputs``, in that order: arrays, or Variables when recording."""
+        if self._released:
+            raise self._freed_error()
+        data = self.output_data
+        if not _enable_backprop.get():
+            return tuple([data[i] for i in self.retain_outputs])
+        return tuple(graph.output_variable(self, i, data[i]) for i in self.retain_outputs)
+
+    def derived_from_inputs(self, data: Any, node: "Function", inputs: Sequence[int] = (0,)) -> Any:
+        """An array ``forward`` computed from some of its inputs, as backward reads it.
+
+        ``data`` itself on the first-order walk.  When recording, ``node`` (a
+        Function that keeps no inputs) applied in the graph to the inputs at
+        positions ``inputs``, with ``data`` as its known result: the formula
+        stays differentiable although those inputs' arrays were not kept
+        (``softmax_cross_entropy`` keeps ``softmax(x)``, not ``x``).
+        """
+        if not _enable_backprop.get():
+            return data
+        return graph.apply_known(node, data, self, inputs)
+
+    def output_variable(self, i: int = 0) -> Variable:
+        """Output ``i`` as a graph-connected Variable (the user's, if alive; else one on the kept array)."""
+        data = self.output_data[i] if self.output_data is not None else None
+        y = self.outputs[i]()
+        if y is None and data is None:
+            raise RuntimeError(f"{type(self).__name__}: output {i} was not retained for backward "
+                               "(declare it in retain_outputs)")
+        return graph.output_variable(self, i, data)
+
+    #: For each input, whether backward must produce its gradient (False for a constant).
+    needs_input_grad = property(graph.needs_input_grad)
 
     def _release(self) -> None:
-        """Drop everything kept for backward (after a non-retained backward).
+        """Drop everything kept for backward (after a backward without ``retain_graph``).
 
         The edges to upstream functions stay, so that ``unchain_backward`` can
         still reach and cut the graph (truncated backpropagation through time);
-        edges to leaves go, so a kept ``loss`` pins no input batch.
+        the walk already replaced the edges to leaves (``PendingGradients.send``),
+        so a kept ``loss`` pins no input batch.
         """
         self._released = True
-        edges = self._edges
-        for k, edge in enumerate(edges):
-            if isinstance(edge, Variable):
-                edges[k] = RELEASED_LEAF
+        # (only what was set: a function that kept nothing gets no new attributes)
         if self.inputs is not None:
             self.inputs = None
+        if self._kept_inputs is not None:
+            self._kept_inputs = None
         if self.output_data is not None:
             self.output_data = None
         if self.saved is not None:
@@ -541,8 +512,15 @@ class Function:
         if _LEGACY_PROMOTION:
             self._input_dtypes = None
 
+    def _freed_error(self) -> RuntimeError:
+        return RuntimeError(
+            "Trying to backward through the graph a second time (or to read data already freed): "
+            f"the saved data of {type(self).__name__} was released after the first backward. "
+            "Pass retain_graph=True to the first backward() to keep it.")
+
     # Defaults, so that reading them on a function that kept nothing is not an error.
     inputs: Optional[list] = None
+    _kept_inputs: Optional[tuple] = None
     outputs: list = []
     output_data: Optional[list] = None
     saved: Optional[tuple] = None
@@ -572,19 +550,6 @@ def _keep_float_dtype(xs: Sequence[Any], outputs: list) -> None:
             y.data = y.data.astype(widest)
 
 
-class _ReleasedLeaf:
-    """The edge that replaces a leaf Variable once backward released its function."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "RELEASED_LEAF"
-
-
-#: Marks where a leaf was: the function no longer pins the leaf's array, yet is not cut off.
-RELEASED_LEAF = _ReleasedLeaf()
-
-
 def _explain(err: Exception, func: Function, xs: Sequence[Any]) -> Exception:
     """Re-raise a NumPy error from ``forward`` with the function's name and its input shapes."""
     name = type(func).__name__
@@ -602,29 +567,6 @@ def _explain(err: Exception, func: Function, xs: Sequence[Any]) -> Exception:
 # =============================================================================
 # Arithmetic (the operators of Variable)
 # =============================================================================
-class Add(Function):
-    """``x0 + x1`` with broadcasting."""
-
-    retain_inputs = ()
-
-    def forward(self, x0, x1):
-        self.x0_shape, self.x1_shape = x0.shape, x1.shape
-        return x0 + x1
-
-    def backward(self, gy):
-        gx0, gx1 = gy, gy
-        if self.x0_shape != self.x1_shape:
-            F = _functions()
-            gx0 = F.sum_to(gx0, self.x0_shape)
-            gx1 = F.sum_to(gx1, self.x1_shape)
-        return gx0, gx1
-
-    def backward_array(self, gy):
-        if self.x0_shape == self.x1_shape:
-            return gy, gy
-        return utils.sum_to(gy, self.x0_shape), utils.sum_to(gy, self.x1_shape)
-
-
 def _binary(x0: Any, x1: Any, general: type, constant_right: Any, constant_left: Any) -> Variable:
     """Apply a binary operator; a Variable with a scalar operand becomes a one-input function.
 
@@ -642,9 +584,21 @@ def _binary(x0: Any, x1: Any, general: type, constant_right: Any, constant_left:
     return general()(*_operands(x0, x1))
 
 
-def _subtract_constant(c: Any) -> "AddConstant":
-    """``x - c`` is ``x + (-c)``."""
-    return AddConstant(-c)
+class Add(Function):
+    """``x0 + x1`` with broadcasting."""
+
+    retain_inputs = ()
+
+    def forward(self, x0, x1):
+        self.x0_shape, self.x1_shape = x0.shape, x1.shape
+        return x0 + x1
+
+    def backward(self, gy):
+        if self.x0_shape == self.x1_shape:
+            return gy, gy
+        need0, need1 = self.needs_input_grad
+        return (ops.sum_to(gy, self.x0_shape) if need0 else None,
+                ops.sum_to(gy, self.x1_shape) if need1 else None)
 
 
 def add(x0: Any, x1: Any) -> Variable:
@@ -666,82 +620,6 @@ class AddConstant(Function):
     def backward(self, gy):
         return gy
 
-    def backward_array(self, gy):
-        return gy
-
-
-class Mul(Function):
-    """``x0 * x1`` with broadcasting."""
-
-    fresh_gradients = True
-
-    retain_inputs = (0, 1)
-
-    def forward(self, x0, x1):
-        return x0 * x1
-
-    def backward(self, gy):
-        x0, x1 = self.inputs
-        gx0 = gy * x1
-        gx1 = gy * x0
-        if x0.shape != x1.shape:
-            F = _functions()
-            gx0 = F.sum_to(gx0, x0.shape)
-            gx1 = F.sum_to(gx1, x1.shape)
-        return gx0, gx1
-
-    def backward_array(self, gy):
-        x0, x1 = self.inputs
-        e0, e1 = self._edges
-        gx0 = None if e0 is None else utils.sum_to(gy * x1.data, x0.data.shape)
-        gx1 = None if e1 is None else utils.sum_to(gy * x0.data, x1.data.shape)
-        return gx0, gx1
-
-
-def mul(x0: Any, x1: Any) -> Variable:
-    """``x0 * x1``."""
-    return _binary(x0, x1, Mul, MulConstant, MulConstant)
-
-
-class MulConstant(Function):
-    """``x * c`` for a scalar constant ``c``."""
-
-    fresh_gradients = True
-
-    retain_inputs = ()
-
-    def __init__(self, c: Any) -> None:
-        self.c = c
-
-    def forward(self, x):
-        return x * self.c
-
-    def backward(self, gy):
-        return gy * self.c
-
-    def backward_array(self, gy):
-        return gy * self.c
-
-
-class Neg(Function):
-    """``-x``."""
-
-    retain_inputs = ()
-
-    def forward(self, x):
-        return -x
-
-    def backward(self, gy):
-        return -gy
-
-    def backward_array(self, gy):
-        return -gy
-
-
-def neg(x: Any) -> Variable:
-    """``-x``."""
-    return Neg()(x)
-
 
 class Sub(Function):
     """``x0 - x1`` with broadcasting."""
@@ -753,16 +631,14 @@ class Sub(Function):
         return x0 - x1
 
     def backward(self, gy):
-        gx0, gx1 = gy, -gy
-        if self.x0_shape != self.x1_shape:
-            F = _functions()
-            gx0 = F.sum_to(gx0, self.x0_shape)
-            gx1 = F.sum_to(gx1, self.x1_shape)
-        return gx0, gx1
+        need0, need1 = self.needs_input_grad
+        return (ops.sum_to(gy, self.x0_shape) if need0 else None,
+                ops.sum_to(-gy, self.x1_shape) if need1 else None)
 
-    def backward_array(self, gy):
-        gx1 = None if self._edges[1] is None else utils.sum_to(-gy, self.x1_shape)
-        return utils.sum_to(gy, self.x0_shape), gx1
+
+def _subtract_constant(c: Any) -> "AddConstant":
+    """``x - c`` is ``x + (-c)``."""
+    return AddConstant(-c)
 
 
 def sub(x0: Any, x1: Any) -> Variable:
@@ -789,36 +665,75 @@ class ConstantSub(Function):
     def backward(self, gy):
         return -gy
 
-    def backward_array(self, gy):
+
+class Neg(Function):
+    """``-x``."""
+
+    retain_inputs = ()
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
         return -gy
+
+
+def neg(x: Any) -> Variable:
+    """``-x``."""
+    return Neg()(x)
+
+
+class Mul(Function):
+    """``x0 * x1`` with broadcasting."""
+
+    retain_inputs = (0, 1)
+    fresh_gradients = True
+
+    def forward(self, x0, x1):
+        return x0 * x1
+
+    def backward(self, gy):
+        x0, x1 = self.get_retained_inputs()
+        need0, need1 = self.needs_input_grad
+        return (ops.sum_to(gy * x1, x0.shape) if need0 else None,
+                ops.sum_to(gy * x0, x1.shape) if need1 else None)
+
+
+def mul(x0: Any, x1: Any) -> Variable:
+    """``x0 * x1``."""
+    return _binary(x0, x1, Mul, MulConstant, MulConstant)
+
+
+class MulConstant(Function):
+    """``x * c`` for a scalar constant ``c``."""
+
+    retain_inputs = ()
+    fresh_gradients = True
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x * self.c
+
+    def backward(self, gy):
+        return gy * self.c
 
 
 class Div(Function):
     """``x0 / x1`` with broadcasting."""
 
-    fresh_gradients = True
-
     retain_inputs = (0, 1)
+    fresh_gradients = True
 
     def forward(self, x0, x1):
         return x0 / x1
 
     def backward(self, gy):
-        x0, x1 = self.inputs
-        gx0 = gy / x1
-        gx1 = gy * (-x0 / x1 ** 2)
-        if x0.shape != x1.shape:
-            F = _functions()
-            gx0 = F.sum_to(gx0, x0.shape)
-            gx1 = F.sum_to(gx1, x1.shape)
-        return gx0, gx1
-
-    def backward_array(self, gy):
-        x0, x1 = self.inputs[0].data, self.inputs[1].data
-        e0, e1 = self._edges
-        gx0 = None if e0 is None else utils.sum_to(gy / x1, x0.shape)
-        gx1 = None if e1 is None else utils.sum_to(gy * (-x0 / (x1 * x1)), x1.shape)
-        return gx0, gx1
+        x0, x1 = self.get_retained_inputs()
+        need0, need1 = self.needs_input_grad
+        return (ops.sum_to(gy / x1, x0.shape) if need0 else None,
+                ops.sum_to(gy * (-x0 / (x1 * x1)), x1.shape) if need1 else None)
 
 
 def div(x0: Any, x1: Any) -> Variable:
@@ -834,9 +749,8 @@ def rdiv(x0: Any, x1: Any) -> Variable:
 class DivConstant(Function):
     """``x / c`` for a scalar constant ``c``."""
 
-    fresh_gradients = True
-
     retain_inputs = ()
+    fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -847,16 +761,12 @@ class DivConstant(Function):
     def backward(self, gy):
         return gy / self.c
 
-    def backward_array(self, gy):
-        return gy / self.c
-
 
 class ConstantDiv(Function):
     """``c / x`` for a scalar constant ``c``; backward reads ``x``."""
 
-    fresh_gradients = True
-
     retain_inputs = (0,)
+    fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -865,20 +775,15 @@ class ConstantDiv(Function):
         return self.c / x
 
     def backward(self, gy):
-        x, = self.inputs
-        return gy * (-self.c) / (x * x)
-
-    def backward_array(self, gy):
-        x = self.inputs[0].data
+        x, = self.get_retained_inputs()
         return gy * (-self.c) / (x * x)
 
 
 class Pow(Function):
     """``x ** c`` for a constant exponent ``c``."""
 
-    fresh_gradients = True
-
     retain_inputs = (0,)
+    fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -887,12 +792,7 @@ class Pow(Function):
         return x ** self.c
 
     def backward(self, gy):
-        x, = self.inputs
-        c = self.c
-        return c * x ** (c - 1) * gy
-
-    def backward_array(self, gy):
-        x = self.inputs[0].data
+        x, = self.get_retained_inputs()
         c = self.c
         return c * x ** (c - 1) * gy
 

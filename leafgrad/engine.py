@@ -1,91 +1,34 @@
-"""The backward walk: ``run_backward`` (behind ``Variable.backward``), ``grad`` and ``unchain_graph``.
+"""The backward walk: ``run_backward`` (behind ``Variable.backward``) and ``grad``.
 
-Functions are visited in decreasing generation order, taken from a heap
-(O(N log N); DeZero re-sorts a list on every insertion, O(N^2) on wide graphs).
-Gradients are accumulated per function output slot while the walk goes on, so
-intermediate Variables need not be alive.  The walk is a loop, never a
-recursion: a chain of a million functions goes backward without
-``RecursionError``.
+The walk, in :func:`_walk`, is a loop: take the waiting function of the
+largest generation with its output gradients, run its gradient formula, send
+the input gradients along its edges, free what it kept.  Where gradients wait
+and how edges are followed is :mod:`leafgrad.graph`'s business
+(:class:`~leafgrad.graph.PendingGradients`); the loop never recurses, so a
+chain of a million functions goes backward without ``RecursionError``.
 
-When ``create_graph`` is False, gradients are plain arrays and a function's
-``backward_array`` (if it has one) computes them without building Variables;
-otherwise its ``backward`` runs on Variables with graph recording off.  When
-``create_graph`` is True, ``backward`` runs on Variables with recording on, so
-the gradients can themselves be differentiated.
+Two walks run the same formulas:
+
+* first order (``create_graph=False``): graph recording is off and a declared
+  function's ``backward`` gets plain arrays (a book-style one gets Variables
+  and its results are unwrapped);
+* recorded (``create_graph=True``): recording is on and ``backward`` gets
+  Variables, so the gradients are themselves graphs that can be
+  differentiated again.
 """
 from __future__ import annotations
 
-import heapq
 import weakref
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from leafgrad import graph
 from leafgrad.config import _enable_backprop
-from leafgrad.core import _LEGACY_PROMOTION, RELEASED_LEAF, Function, Variable
+from leafgrad.core import _LEGACY_PROMOTION, Function, Variable
 from leafgrad.cuda import array_types, get_array_module
 
-__all__ = ["run_backward", "grad", "unchain_graph", "register_post_accumulate_grad_hook", "HookHandle"]
-
-_FREED_MESSAGE = (
-    "Trying to backward through the graph a second time (or to read data already freed): "
-    "the saved data of {name} was released after the first backward. "
-    "Pass retain_graph=True to the first backward() to keep it."
-)
-
-
-def _freed_error(func: Function) -> RuntimeError:
-    return RuntimeError(_FREED_MESSAGE.format(name=type(func).__name__))
-
-
-_NOTHING = object()  # "no gradient has reached this function yet"
-
-
-def _cut_off(f: Function) -> bool:
-    """For a function whose saved data backward released: True if nothing upstream is left.
-
-    ``unchain_backward`` after ``backward`` (truncated backpropagation through
-    time, as the book does it) cuts every edge of such a function: reaching it
-    again is harmless and it is skipped.  Otherwise gradients would have to go
-    through data that is gone: that is an error telling the user what to do.
-    """
-    if any(edge is not None for edge in f._edges):
-        raise _freed_error(f)
-    return True
-
-
-def _ones_like(data: Any, create_graph: bool) -> Any:
-    xp = get_array_module(data)
-    seed = xp.ones_like(data)
-    return Variable(seed) if create_graph else seed
-
-
-def _wrap(g: Any) -> Variable:
-    """A gradient array as a Variable (NumPy turns 0-d results into scalars: make them arrays again)."""
-    return Variable(g if isinstance(g, array_types) else np.asarray(g))
-
-
-def _as_grad(g: Any, create_graph: bool) -> Any:
-    """Normalise a user-given or formula-returned gradient to an array, or to a Variable."""
-    if g is None:
-        return None
-    if create_graph:
-        return g if isinstance(g, Variable) else _wrap(g)
-    return g.data if isinstance(g, Variable) else g
-
-
-def _call_backward(f: Function, gys: list, create_graph: bool) -> tuple:
-    """Run ``f``'s backward formula on the output gradients; return a tuple of input gradients."""
-    if create_graph:
-        gxs = f.backward(*gys)
-        if not isinstance(gxs, tuple):
-            gxs = (gxs,)
-        return tuple(_as_grad(g, True) for g in gxs)
-    # A function with only a Variable backward: wrap, run (recording is off here), unwrap.
-    gxs = f.backward(*[None if g is None else _wrap(g) for g in gys])
-    if not isinstance(gxs, tuple):
-        gxs = (gxs,)
-    return tuple(_as_grad(g, False) for g in gxs)
+__all__ = ["run_backward", "grad", "register_post_accumulate_grad_hook", "HookHandle"]
 
 
 def run_backward(outputs: Sequence[Variable], grad_outputs: Sequence[Any], *,
@@ -108,158 +51,167 @@ def run_backward(outputs: Sequence[Variable], grad_outputs: Sequence[Any], *,
 
 
 def _walk(outputs, grad_outputs, retain_grad, create_graph, retain_graph, inputs):
-    # Functions waiting for their backward, grouped by generation; the largest generation goes
-    # first.  `generations` is a heap of the (negated) generations that have a group.
-    waiting: dict = {}      # generation -> [Function, ...]
-    generations: list = []
-    # Accumulated output gradients of each waiting function: the gradient itself for a
-    # one-output function, a list with one entry per output otherwise.
-    pending: dict = {}
-    leaves: dict = {}       # leaf Variable -> accumulated gradient (Variables hash by identity)
-    capture = inputs is not None
-    has_array_path = not create_graph
-    # Leaves with post-accumulate hooks: how many graph edges still have to deliver to each.
-    hooked = _hooked_edge_counts(outputs) if _HOOKS and not capture else None
-    stored: set = set()     # leaf gradient arrays already handed to a .grad (see _own)
-    # Intermediate Variables whose gradient grad() must return: id(creator) -> {slot: position}
-    wanted_slots: dict = {}
-    results: list = [None] * len(inputs) if capture else []
-    if capture:
+    capture = _Captured(inputs) if inputs is not None else None
+    stored: set = set()  # leaf gradient arrays already handed to a .grad (see _own)
+
+    def store(leaf: Variable, g: Any) -> None:
+        _store_leaf(leaf, g, create_graph, stored)
+
+    # Leaves with post-accumulate hooks get their gradient as soon as it is final.
+    hooked = graph.leaf_edge_counts(outputs, _has_hook) if _HOOKS and capture is None else None
+    pending = graph.PendingGradients(track_scratch=not (create_graph or retain_grad or capture),
+                                     on_leaf_done=store, leaf_edges=hooked)
+    pending.send([graph.edge_to(y) for y in outputs],
+                 _seeds(outputs, grad_outputs, create_graph, clear=capture is None))
+    for f, gys in pending:  # the waiting function of the largest generation, with its gradients
+        if retain_grad:
+            _keep_output_grads(f, gys, create_graph)
+        if capture is not None:
+            capture.take(f, gys)
+        gxs = _run_formula(f, gys, create_graph, pending.scratch)
+        pending.send(f._edges, gxs, f.fresh_gradients, forget_leaves=not retain_graph)
+        if not retain_graph:  # free what it kept, now that it has been used
+            f._release()
+
+    if capture is not None:
+        return capture.results(pending.leaves, create_graph)
+    for leaf, g in pending.leaves.items():
+        store(leaf, g)
+    return None
+
+
+def _seeds(outputs: Sequence[Variable], grad_outputs: Sequence[Any], create_graph: bool,
+           clear: bool) -> list:
+    """The gradients the walk starts from: ``grad_outputs``, ones where None."""
+    seeds = []
+    for y, gy in zip(outputs, grad_outputs):
+        if gy is None:
+            gy = get_array_module(y.data).ones_like(y.data)
+        seeds.append(_as_grad(gy, create_graph))
+        if clear and y.creator is not None:
+            y.grad = None  # it was the seed; it comes back when retain_grad
+    return seeds
+
+
+def _run_formula(f: Function, gys: list, create_graph: bool, scratch: set) -> tuple:
+    """Run ``f``'s gradient formula on its output gradients; return one input gradient per edge.
+
+    ``scratch``: ids of gradient arrays that only the walk holds.  A function that
+    ``overwrites_gy`` may write its result into such a ``gy``; once handed to a
+    formula, an array is no longer the walk's alone (it may come back as a result).
+    """
+    if f.retain_inputs is None:  # written the book's way: backward on Variables
+        gxs = _book_style_backward(f, gys, create_graph)
+    elif scratch:
+        gxs = _backward_on_scratch(f, gys, scratch)
+    else:
+        gxs = f.backward(*gys)
+    if type(gxs) is not tuple:
+        gxs = (gxs,)
+    if len(gxs) != len(f._edges):
+        raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
+                         f"for {len(f._edges)} inputs")
+    if create_graph:
+        return tuple([_as_grad(g, True) for g in gxs])
+    if _LEGACY_PROMOTION:
+        gxs = _keep_input_dtypes(f, gxs)
+    return gxs
+
+
+def _backward_on_scratch(f: Function, gys: list, scratch: set) -> Any:
+    """``f.backward`` when some gradient arrays belong to the walk alone (see ``_run_formula``)."""
+    if f.overwrites_gy and id(gys[0]) in scratch:
+        f.may_overwrite_gy = True
+        try:
+            gxs = f.backward(*gys)
+        finally:
+            f.may_overwrite_gy = False
+    else:
+        gxs = f.backward(*gys)
+    for g in gys:  # handed to a formula: no longer the walk's alone (it may come back as a result)
+        scratch.discard(id(g))
+    return gxs
+
+
+def _book_style_backward(f: Function, gys: list, create_graph: bool) -> tuple:
+    """``backward`` on Variables, as the book writes it: missing gradients are zeros."""
+    if len(gys) > 1 and any(g is None for g in gys):
+        gys = _fill_missing(f, gys)
+    if create_graph:
+        return f.backward(*gys)
+    # recording is off: wrap, run, unwrap
+    gxs = f.backward(*[_wrap(g) for g in gys])
+    if not isinstance(gxs, tuple):
+        gxs = (gxs,)
+    return tuple([_as_grad(g, False) for g in gxs])
+
+
+def _wrap(g: Any) -> Variable:
+    """A gradient array as a Variable (NumPy turns 0-d results into scalars: make them arrays again)."""
+    return Variable(g if isinstance(g, array_types) else np.asarray(g))
+
+
+def _as_grad(g: Any, create_graph: bool) -> Any:
+    """A gradient as the walk carries it: a Variable when recording, else an array (or None)."""
+    if create_graph:
+        return g if g is None or isinstance(g, Variable) else _wrap(g)
+    if type(g) is np.ndarray or g is None:
+        return g
+    if isinstance(g, Variable):
+        return g.data
+    return g if isinstance(g, array_types) else np.asarray(g)
+
+
+def _fill_missing(f: Function, gys: list) -> list:
+    """Zeros for the outputs of a multi-output function that received no gradient."""
+    present = next(g for g in gys if g is not None)
+    xp = get_array_module(present)
+    like_variable = isinstance(present, Variable)
+    filled = []
+    for g, (shape, dtype) in zip(gys, f._output_meta):
+        if g is None:
+            g = xp.zeros(shape, dtype)
+            if like_variable:
+                g = Variable(g)
+        filled.append(g)
+    return filled
+
+
+def _keep_output_grads(f: Function, gys: list, create_graph: bool) -> None:
+    """``retain_grad``: store the gradients of ``f``'s outputs that are still alive in their ``.grad``."""
+    for ref, g in zip(f.outputs, gys):
+        y = ref()
+        if y is not None and g is not None:
+            g = g if create_graph else _wrap(g)
+            y.grad = g if y.grad is None else y.grad + g
+
+
+class _Captured:
+    """What ``grad()`` returns: the gradients of its ``inputs``, taken as the walk passes them."""
+
+    def __init__(self, inputs: Sequence[Variable]) -> None:
+        self.inputs = inputs
+        self.found: list = [None] * len(inputs)
+        self.slots: dict = {}  # id(creator) -> {output index: [positions in inputs]}
         for pos, x in enumerate(inputs):
             if x.creator is not None:
-                wanted_slots.setdefault(id(x.creator), {}).setdefault(x._output_index, []).append(pos)
+                self.slots.setdefault(id(x.creator), {}).setdefault(x._output_index, []).append(pos)
 
-    # The roots deliver their seed gradients along "edges" exactly as a function delivers
-    # its input gradients below: to their creator's output slot, or to the leaf itself.
-    edges, gxs = [], []
-    for y, gy in zip(outputs, grad_outputs):
-        gxs.append(_ones_like(y.data, create_graph) if gy is None else _as_grad(gy, create_graph))
-        creator = y.creator
-        if creator is None:
-            edges.append(y)
-            continue
-        if not capture and y.grad is not None:
-            y.grad = None  # it was the seed; it comes back below when retain_grad
-        edges.append(creator if y._output_index == 0 else (creator, y._output_index))
-    f = None      # the function whose input gradients `gxs` are (None: the seeds)
-    fresh = False
-
-    # Gradient arrays that only this walk holds: fresh from a formula that keeps nothing of them
-    # (Function.fresh_gradients) or sums made here.  A function may overwrite such a gradient
-    # (backward_array_inplace) instead of allocating another array.  Tracked by id while alive.
-    owned: set = set()
-    reuse = not (create_graph or retain_grad or capture)
-    heappop, heappush = heapq.heappop, heapq.heappush
-    while True:
-        for edge, gx in zip(edges, gxs):
-            if edge is None:
-                continue
-            if isinstance(edge, Variable):  # a leaf
-                if gx is not None:
-                    g = leaves.get(edge)
-                    leaves[edge] = gx if g is None else g + gx
-                if hooked and edge in hooked:
-                    hooked[edge] -= 1
-                    if hooked[edge] == 0:  # its gradient is final: store it, tell the hooks now
-                        del hooked[edge]
-                        _store_leaf(edge, leaves.pop(edge, None), create_graph, stored)
-                continue
-            if gx is None:
-                continue
-            if type(edge) is tuple:
-                creator, i = edge
-            else:
-                creator, i = edge, 0
-            g = pending.get(creator, _NOTHING)
-            if g is _NOTHING:  # the first gradient to reach this function: it waits its turn
-                if creator._released and _cut_off(creator):
-                    continue
-                n = len(creator.outputs)
-                if n == 1:
-                    pending[creator] = gx
-                else:
-                    slots = pending[creator] = [None] * n
-                    slots[i] = gx
-                generation = creator.generation
-                group = waiting.get(generation)
-                if group is None:
-                    waiting[generation] = [creator]
-                    heappush(generations, -generation)
-                else:
-                    group.append(creator)
-                if fresh and type(gx) is np.ndarray:
-                    owned.add(id(gx))
-                continue
-            if type(g) is list:  # a function with several outputs
-                old = g[i]
-                if old is None:
-                    g[i] = gx
-                    if fresh and type(gx) is np.ndarray:
-                        owned.add(id(gx))
-                    continue
-                g[i] = total = old + gx
-            else:
-                old = g
-                pending[creator] = total = old + gx
-            if reuse:
-                owned.discard(id(old))
-                if type(total) is np.ndarray:
-                    owned.add(id(total))
-        if f is not None and not retain_graph:  # free what it kept, now that it has been used
-            f._release()
-        if not generations:
-            break
-
-        group = waiting[-generations[0]]
-        f = group.pop()
-        if not group:
-            del waiting[-heappop(generations)]
-        gys = pending.pop(f)
-        if type(gys) is not list:
-            gys = [gys]
-        edges = f._edges
-
-        if retain_grad:
-            for ref, g in zip(f.outputs, gys):
-                y = ref()
-                if y is not None and g is not None:
-                    g = g if create_graph else _wrap(g)
-                    y.grad = g if y.grad is None else y.grad + g
-        if capture and id(f) in wanted_slots:
-            for slot, positions in wanted_slots[id(f)].items():
+    def take(self, f: Function, gys: list) -> None:
+        """``f`` is about to run: keep the gradients of its outputs that are among the inputs."""
+        wanted = self.slots.get(id(f))
+        if wanted:
+            for slot, positions in wanted.items():
                 for pos in positions:
-                    results[pos] = gys[slot]
+                    self.found[pos] = gys[slot]
 
-        if len(gys) > 1 and any(g is None for g in gys):
-            gys = _fill_missing(f, gys, create_graph)
-        if has_array_path and f._has_backward_array:  # first order, on arrays: the fast path
-            if owned and f._has_backward_array_inplace and id(gys[0]) in owned:
-                gxs = f.backward_array_inplace(gys[0])
-            else:
-                gxs = f.backward_array(*gys)
-            if type(gxs) is not tuple:
-                gxs = (gxs,)
-        else:
-            gxs = _call_backward(f, gys, create_graph)
-        if owned:
-            for g in gys:
-                owned.discard(id(g))
-        fresh = reuse and f.fresh_gradients
-        if len(gxs) != len(edges):
-            raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
-                             f"for {len(edges)} inputs")
-        if _LEGACY_PROMOTION and not create_graph:
-            gxs = _keep_input_dtypes(f, gxs)
-
-    if capture:
-        for pos, x in enumerate(inputs):
+    def results(self, leaves: dict, create_graph: bool) -> list:
+        """The gradients, leaves' included, as Variables (None where none reached an input)."""
+        out = self.found
+        for pos, x in enumerate(self.inputs):
             if x.creator is None:
-                results[pos] = leaves.get(x)
-        return [None if g is None else (g if create_graph else _wrap(g)) for g in results]
-
-    for x, g in leaves.items():
-        _store_leaf(x, g, create_graph, stored)
-    return None
+                out[pos] = leaves.get(x)
+        return [None if g is None else (g if create_graph else _wrap(g)) for g in out]
 
 
 def _store_leaf(x: Variable, g: Any, create_graph: bool, stored: set) -> None:
@@ -273,6 +225,35 @@ def _store_leaf(x: Variable, g: Any, create_graph: bool, stored: set) -> None:
     if entry is not None and entry[0]() is x:
         for hook in list(entry[1]):
             hook(x)
+
+
+def _own(g: Any, stored: set) -> Variable:
+    """A leaf gradient the user may modify in place: writable, and shared with no other leaf.
+
+    Backward formulas may return read-only broadcast views (``sum``) or one array for
+    two inputs (``a + b``); a leaf's ``.grad`` gets its own copy in those cases only.
+    """
+    if not isinstance(g, array_types):
+        g = np.asarray(g)
+    elif id(g) in stored or not getattr(g.flags, "writeable", True):
+        g = g.copy()
+    stored.add(id(g))
+    return Variable(g)
+
+
+def _keep_input_dtypes(f: Function, gxs: tuple) -> tuple:
+    """NumPy 1.x only: a gradient has the floating dtype of its input (NumPy 1 may widen 0-d math)."""
+    dtypes = getattr(f, "_input_dtypes", None)
+    if dtypes is None:
+        return gxs
+    fixed = []
+    for gx, dtype in zip(gxs, dtypes):
+        gdtype = getattr(gx, "dtype", None)
+        if (gdtype is not None and dtype is not None and gdtype != dtype
+                and gdtype.kind == "f" and dtype.kind == "f"):
+            gx = gx.astype(dtype)
+        fixed.append(gx)
+    return tuple(fixed)
 
 
 # =============================================================================
@@ -299,6 +280,11 @@ class HookHandle:
                 del _HOOKS[self._key]
 
 
+def _has_hook(leaf: Variable) -> bool:
+    entry = _HOOKS.get(id(leaf))
+    return entry is not None and entry[0]() is leaf
+
+
 def register_post_accumulate_grad_hook(leaf: Variable, hook: Callable) -> HookHandle:
     """Call ``hook(leaf)`` in each backward as soon as ``leaf.grad`` holds this backward's gradient.
 
@@ -320,76 +306,6 @@ def register_post_accumulate_grad_hook(leaf: Variable, hook: Callable) -> HookHa
         entry = _HOOKS[key] = (ref, [])
     entry[1].append(hook)
     return HookHandle(key, hook)
-
-
-def _hooked_edge_counts(outputs: Sequence[Variable]) -> dict:
-    """For each hooked leaf reachable from ``outputs``: the number of graph edges that lead to it."""
-    counts: dict = {}
-    for y in outputs:  # a root that is itself a hooked leaf delivers one gradient too
-        if y.creator is None:
-            entry = _HOOKS.get(id(y))
-            if entry is not None and entry[0]() is y:
-                counts[y] = counts.get(y, 0) + 1
-    stack = [y.creator for y in outputs if y.creator is not None]
-    seen = {id(f) for f in stack}
-    while stack:
-        f = stack.pop()
-        for edge in f._edges:
-            if edge is None or edge is RELEASED_LEAF:
-                continue
-            if isinstance(edge, Variable):
-                entry = _HOOKS.get(id(edge))
-                if entry is not None and entry[0]() is edge:
-                    counts[edge] = counts.get(edge, 0) + 1
-                continue
-            creator = edge[0] if type(edge) is tuple else edge
-            if id(creator) not in seen:
-                seen.add(id(creator))
-                stack.append(creator)
-    return counts
-
-
-def _own(g: Any, stored: set) -> Variable:
-    """A leaf gradient the user may modify in place: writable, and shared with no other leaf.
-
-    Backward formulas may return read-only broadcast views (``sum``) or one array for
-    two inputs (``a + b``); a leaf's ``.grad`` gets its own copy in those cases only.
-    """
-    if not isinstance(g, array_types):
-        g = np.asarray(g)
-    elif id(g) in stored or not getattr(g.flags, "writeable", True):
-        g = g.copy()
-    stored.add(id(g))
-    return Variable(g)
-
-
-def _fill_missing(f: Function, gys: list, create_graph: bool) -> list:
-    """Zeros for the outputs of a multi-output function that received no gradient."""
-    meta = f._output_meta
-    filled = []
-    for g, (shape, dtype) in zip(gys, meta):
-        if g is None:
-            present = next(other for other in gys if other is not None)
-            g = get_array_module(present).zeros(shape, dtype)
-            if create_graph:
-                g = Variable(g)
-        filled.append(g)
-    return filled
-
-
-def _keep_input_dtypes(f: Function, gxs: tuple) -> tuple:
-    """NumPy 1.x only: a gradient has the floating dtype of its input (NumPy 1 may widen 0-d math)."""
-    dtypes = getattr(f, "_input_dtypes", None)
-    if dtypes is None:
-        return gxs
-    fixed = []
-    for gx, dtype in zip(gxs, dtypes):
-        gdtype = getattr(gx, "dtype", None)
-        if (gdtype is not None and dtype is not None and gdtype != dtype
-                and gdtype.kind == "f" and dtype.kind == "f"):
-            gx = gx.astype(dtype)
-        fixed.append(gx)
-    return tuple(fixed)
 
 
 def grad(outputs: Any, inputs: Any, grad_outputs: Any = None,
@@ -418,23 +334,3 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None,
                         retain_graph=retain_graph, inputs=inputs)
 
 
-def unchain_graph(var: Variable) -> None:
-    """Cut every edge above ``var``: upstream Variables forget their creators (``unchain_backward``)."""
-    if var.creator is None:
-        return
-    stack = [var.creator]
-    seen = {id(var.creator)}
-    while stack:
-        f = stack.pop()
-        edges = f._edges
-        for k, edge in enumerate(edges):
-            if edge is None or edge is RELEASED_LEAF or isinstance(edge, Variable):
-                continue
-            creator, i = edge if type(edge) is tuple else (edge, 0)
-            x = creator.outputs[i]()
-            if x is not None:
-                x.unchain()
-            edges[k] = None
-            if id(creator) not in seen:
-                seen.add(id(creator))
-                stack.append(creator)

@@ -1,7 +1,7 @@
 """Draw a computational graph: ``get_dot_graph`` (DOT text) and ``plot_dot_graph`` (an image through Graphviz).
 
-The walk follows the graph edges that leafgrad really keeps (``Function._edges``,
-see docs/internals.md), so the picture also shows the memory model:
+The walk follows the graph edges that leafgrad really keeps (:mod:`leafgrad.graph`),
+so the picture also shows the memory model:
 
 * a Variable that is still alive is an orange oval, labelled with its name
   (and, when ``verbose``, its shape and dtype), as in DeZero;
@@ -57,13 +57,12 @@ def _var_label(var: Any, verbose: bool) -> str:
     return name
 
 
-def _function_of(edge: Any):
-    """``(creator, index)`` for an edge that points at a function output, else None."""
-    from leafgrad.core import Function
-    if isinstance(edge, Function):
-        return edge, 0
-    if type(edge) is tuple:
-        return edge
+def _kept_input(func: Any, k: int) -> Any:
+    """The array of input ``k`` if ``func`` keeps it (book-style ``inputs``, or ``retain_inputs``), else None."""
+    if func.inputs is not None:
+        return func.inputs[k].data
+    if func._kept_inputs is not None and k in (func.retain_inputs or ()):
+        return func._kept_inputs[func.retain_inputs.index(k)]
     return None
 
 
@@ -74,7 +73,8 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
     with Graphviz's ``dot`` (see :func:`plot_dot_graph`).  Intermediate
     Variables that are no longer alive still appear, labelled ``(freed)``.
     """
-    from leafgrad.core import RELEASED_LEAF, Variable
+    from leafgrad import graph
+    from leafgrad.core import Variable
     if not isinstance(output, Variable):
         raise TypeError(f"get_dot_graph: expected a Variable, got {type(output).__name__}")
 
@@ -119,9 +119,9 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
         nid = f"c{len(node_ids)}"
         node_ids[("const", id(func), k)] = nid
         label = "const"
-        inputs = func.inputs
-        if verbose and inputs is not None and k < len(inputs) and inputs[k] is not None:
-            label += "\n" + _describe(inputs[k].data)
+        data = _kept_input(func, k)
+        if verbose and data is not None:
+            label += "\n" + _describe(data)
         lines.append(f"{nid} [label={_quote(label)}, {_CONST}]")
         return nid
 
@@ -134,12 +134,8 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
     drawn_vars.add(out_id)
     lines.append(f"{out_id} [label={_quote(_var_label(output, verbose))}, {_ALIVE}]")
 
-    stack = [out_func]
-    seen = {id(out_func)}
-    while stack:
-        func = stack.pop()
+    for func in graph.functions_of([output]):
         fid = node_id(func)
-        edges = func._edges
         name = type(func).__name__
         if func._released:
             lines.append(f"{fid} [label={_quote(name + chr(10) + '(released)')}, {_RELEASED}]")
@@ -147,17 +143,13 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
             lines.append(f"{fid} [label={_quote(name)}, {_FUNC}]")
         for slot in range(len(func.outputs or [])):
             lines.append(f"{fid} -> {draw_output(func, slot)}")
-        for k, edge in enumerate(edges):
-            if edge is None or edge is RELEASED_LEAF:
+        for k, (kind, target, slot) in enumerate(graph.inputs_of(func)):
+            if kind == graph.LEAF:
+                src = draw_leaf(target)
+            elif kind == graph.COMPUTED:
+                src = draw_output(target, slot)
+            else:  # a constant, or a leaf that a released function no longer points at
                 src = draw_constant(func, k)
-            elif isinstance(edge, Variable):
-                src = draw_leaf(edge)
-            else:
-                creator, slot = _function_of(edge)
-                src = draw_output(creator, slot)
-                if id(creator) not in seen:
-                    seen.add(id(creator))
-                    stack.append(creator)
             lines.append(f"{src} -> {fid}")
     return "digraph g {\n" + "\n".join(lines) + "\n}"
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import leafgrad as lg
-from leafgrad import Variable
+from leafgrad import Variable, graph
 from leafgrad.functions import conv as C
 from leafgrad.utils import gradient_check
 
@@ -456,11 +456,11 @@ def test_pooling_keeps_indexes_not_its_input(no_gc):
     y = C.pooling(h, 2, 2)
     del h
     assert h_data() is None           # neither conv2d nor pooling needed h's array
-    conv_f = y.creator._edges[0]
-    assert conv_f.inputs[0] is x and conv_f.inputs[1] is w
+    conv_f = next(f for f in graph.functions_of([y]) if isinstance(f, C.Conv2d))
+    assert conv_f._kept_inputs[0] is x.data and conv_f._kept_inputs[1] is w.data
     y.backward()
     assert x.grad is not None and w.grad is not None
-    assert conv_f.inputs is None       # released after backward
+    assert conv_f._kept_inputs is None  # released after backward
 
 
 @pytest.mark.parametrize("make,shape", [

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import leafgrad.functions as F
 import leafgrad.layers as L
-from leafgrad import cuda, test_mode
+from leafgrad import cuda, graph, test_mode
 from leafgrad.core import Parameter, Variable
 from leafgrad.utils import gradient_check, numerical_grad
 
@@ -353,19 +353,8 @@ def test_batch_norm_4d():
 # Memory
 # =============================================================================
 def graph_refs(y):
-    """Weak references to every Function and intermediate Variable reachable from ``y``."""
-    funcs, stack, seen = [], [y.creator], set()
-    while stack:
-        f = stack.pop()
-        if f is None or id(f) in seen:
-            continue
-        seen.add(id(f))
-        funcs.append(weakref.ref(f))
-        for edge in f._edges or ():
-            if edge is None or isinstance(edge, Variable):
-                continue
-            stack.append(edge[0] if isinstance(edge, tuple) else edge)
-    return funcs
+    """Weak references to every Function reachable from ``y``."""
+    return [weakref.ref(f) for f in graph.functions_of([y])]
 
 
 def test_training_step_graph_is_freed_by_refcounting():

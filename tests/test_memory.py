@@ -159,30 +159,31 @@ def test_constant_operand_is_not_a_graph_node(no_gc):
 def test_relu_backward_reuses_the_gradient_array_only_when_owned():
     from leafgrad.functions.activation import ReLU
     calls = []
-    original = ReLU.backward_array_inplace
+    original = ReLU.backward
 
     def spy(self, gy):
-        calls.append(gy.shape)
-        return original(self, gy)
+        gx = original(self, gy)
+        calls.append((gy.shape, self.may_overwrite_gy, gx is gy))
+        return gx
 
-    ReLU.backward_array_inplace = spy
+    ReLU.backward = spy
     try:
         W = Variable(np.random.randn(5, 4))
         x = np.random.randn(3, 5)
         h = F.relu(F.matmul(x, W))          # matmul's gradient is fresh: relu may overwrite it
         F.sum(F.matmul(h, W.T)).backward()
-        assert calls == [(3, 4)]
+        assert calls == [((3, 4), True, True)]
         g_inplace = W.grad.data.copy()
         W.cleargrad()
         calls.clear()
         h = F.relu(F.matmul(x, W))
         y = F.matmul(h, W.T)
         F.sum(y).backward(retain_grad=True)  # retain_grad stores gradients: no reuse
-        assert calls == []
+        assert calls == [((3, 4), False, False)]
         np.testing.assert_allclose(W.grad.data, g_inplace)
         W.cleargrad()
         calls.clear()
         F.sum(F.relu(x @ W + 0)).backward()  # a gradient from `+` is shared: no reuse
-        assert calls == []
+        assert calls == [((3, 4), False, False)]
     finally:
-        ReLU.backward_array_inplace = original
+        ReLU.backward = original

@@ -1,19 +1,22 @@
 """Activation functions: ``sigmoid sigmoid_simple relu leaky_relu softmax softmax_simple log_softmax``
 and, beyond DeZero, ``gelu elu softplus silu``.
 
-Where the derivative can be written from the output (relu, leaky_relu,
-softmax, log_softmax, elu, softplus, sigmoid), backward keeps only the output,
-so the pre-activation array dies as soon as the user drops it.
+Where the derivative can be written from the output (relu, softmax,
+log_softmax, elu, softplus, sigmoid), backward keeps only the output, so the
+pre-activation array dies as soon as the user drops it; leaky_relu keeps only a
+boolean mask.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from leafgrad import ops
+from leafgrad.config import _enable_backprop
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import get_array_module
 from leafgrad.functions._checks import normalize_axes, shape_of
-from leafgrad.functions.math import exp, sigmoid, tanh
+from leafgrad.functions.math import exp, sigmoid
 from leafgrad.functions.reduce import sum
 
 __all__ = ["sigmoid", "sigmoid_simple", "relu", "leaky_relu", "softmax", "softmax_simple",
@@ -35,20 +38,16 @@ class ReLU(Function):
     retain_inputs = ()
     retain_outputs = (0,)
     fresh_gradients = True
+    overwrites_gy = True
 
     def forward(self, x):
         return get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        return gy * (self.output_data[0] > 0)
-
-    def backward_array(self, gy):
-        return gy * (self.output_data[0] > 0)
-
-    def backward_array_inplace(self, gy):
-        # gy belongs to the engine alone: mask it where it lies (as hand-written NumPy does)
-        gy *= self.output_data[0] > 0
-        return gy
+        # The mask is a constant factor.  When the walk hands us a gy that nobody else
+        # holds, it is masked where it lies, as hand-written NumPy does (no new array).
+        y, = self.get_retained_outputs()
+        return ops.mul(gy, ops.data(y) > 0, overwrite_a=self.may_overwrite_gy)
 
 
 def relu(x: Any) -> Variable:
@@ -57,35 +56,24 @@ def relu(x: Any) -> Variable:
 
 
 class LeakyReLU(Function):
-    """``x`` for ``x > 0``, ``slope * x`` otherwise.
-
-    For ``slope >= 0`` the sign of the output tells the branch, so only the
-    output is kept; a negative slope keeps the input instead.
-    """
+    """``x`` for ``x > 0``, ``slope * x`` otherwise; backward keeps only the boolean mask ``x > 0``."""
 
     retain_inputs = ()
-    retain_outputs = (0,)
 
     def __init__(self, slope: float) -> None:
         self.slope = slope
-        if slope < 0:
-            self.retain_inputs = (0,)
-            self.retain_outputs = ()
 
     def forward(self, x):
-        return get_array_module(x).where(x > 0, x, x * self.slope)
-
-    def _factor(self):
-        """``1`` where ``x > 0``, ``slope`` elsewhere, in the gradient's dtype."""
-        ref = self.output_data[0] if self.slope >= 0 else self.inputs[0].data
-        xp = get_array_module(ref)
-        return xp.where(ref > 0, ref.dtype.type(1), ref.dtype.type(self.slope))
+        positive = x > 0
+        if _enable_backprop.get():
+            self.save_for_backward(positive)
+        return get_array_module(x).where(positive, x, x * self.slope)
 
     def backward(self, gy):
-        return gy * self._factor()
-
-    def backward_array(self, gy):
-        return gy * self._factor()
+        positive, = self.saved
+        xp = get_array_module(positive)
+        dtype = gy.dtype.type
+        return gy * xp.where(positive, dtype(1), dtype(self.slope))
 
 
 def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
@@ -117,15 +105,9 @@ class Softmax(_OverAxis):
         return y
 
     def backward(self, gy):
-        y = self.output_variable(0)
+        y, = self.get_retained_outputs()
         gx = y * gy
-        return gx - y * sum(gx, self.axis, keepdims=True)
-
-    def backward_array(self, gy):
-        y = self.output_data[0]
-        gx = y * gy
-        gx -= y * gx.sum(axis=self.axis, keepdims=True)
-        return gx
+        return gx - y * ops.sum(gx, self.axis, keepdims=True)
 
 
 def softmax(x: Any, axis: Any = 1) -> Variable:
@@ -153,15 +135,8 @@ class LogSoftmax(_OverAxis):
         return y
 
     def backward(self, gy):
-        y = self.output_variable(0)
-        return gy - exp(y) * sum(gy, self.axis, keepdims=True)
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        gx = xp.exp(self.output_data[0])
-        gx *= gy.sum(axis=self.axis, keepdims=True)
-        xp.subtract(gy, gx, out=gx)
-        return gx
+        y, = self.get_retained_outputs()
+        return gy - ops.exp(y) * ops.sum(gy, self.axis, keepdims=True)
 
 
 def log_softmax(x: Any, axis: Any = 1) -> Variable:
@@ -205,17 +180,8 @@ class NormalCdf(Function):
         return _normal_cdf(x)
 
     def backward(self, gy):
-        x, = self.inputs
-        return gy * exp(x * x * -0.5) * _SQRT_2PI_INV
-
-    def backward_array(self, gy):
-        x = self.inputs[0].data
-        g = x * x
-        g *= -0.5
-        get_array_module(x).exp(g, out=g)
-        g *= _SQRT_2PI_INV
-        g *= gy
-        return g
+        x, = self.get_retained_inputs()
+        return gy * ops.exp(x * x * -0.5) * _SQRT_2PI_INV
 
 
 class GELU(Function):
@@ -242,34 +208,13 @@ class GELU(Function):
         return x * _normal_cdf(x)
 
     def backward(self, gy):
-        x, = self.inputs
+        x, = self.get_retained_inputs()
         if self.approximate == "tanh":
-            t = tanh((x + x * x * x * _GELU_C) * _GELU_K)
-            dinner = (1 + x * x * (3 * _GELU_C)) * _GELU_K
-            return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner)
-        return gy * (NormalCdf()(x) + x * exp(x * x * -0.5) * _SQRT_2PI_INV)
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        x = self.inputs[0].data
-        if self.approximate == "tanh":
-            x2 = x * x
-            t = xp.tanh((x + x * x2 * _GELU_C) * _GELU_K)
-            dinner = (1.0 + x2 * (3 * _GELU_C)) * _GELU_K
-            g = (1.0 - t * t) * dinner
-            g *= x
-            g += 1.0 + t
-            g *= 0.5
-            g *= gy
-            return g
-        pdf = x * x
-        pdf *= -0.5
-        xp.exp(pdf, out=pdf)
-        pdf *= _SQRT_2PI_INV
-        pdf *= x
-        pdf += _normal_cdf(x)
-        pdf *= gy
-        return pdf
+            t = ops.tanh((x + x * x * x * _GELU_C) * _GELU_K)
+            inner_grad = (1 + x * x * (3 * _GELU_C)) * _GELU_K
+            return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner_grad)
+        density = ops.exp(x * x * -0.5) * _SQRT_2PI_INV
+        return gy * (ops.call(NormalCdf(), x) + x * density)
 
 
 def gelu(x: Any, approximate: str = "none") -> Variable:
@@ -284,35 +229,31 @@ def gelu(x: Any, approximate: str = "none") -> Variable:
 
 
 class ELU(Function):
-    """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise; backward keeps only the output when ``alpha >= 0``."""
+    """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise.
+
+    Backward keeps the output (the derivative is ``y + alpha`` where ``x <= 0``)
+    and the boolean mask ``x > 0``.
+    """
 
     retain_inputs = ()
     retain_outputs = (0,)
 
     def __init__(self, alpha: float) -> None:
         self.alpha = alpha
-        if alpha < 0:  # then the output's sign no longer tells the branch
-            self.retain_inputs = (0,)
 
     def forward(self, x):
         xp = get_array_module(x)
+        positive = x > 0
+        if _enable_backprop.get():
+            self.save_for_backward(positive)
         neg = xp.expm1(xp.minimum(x, 0))
         neg *= self.alpha
-        return xp.where(x > 0, x, neg)
-
-    def _positive(self):
-        ref = self.output_data[0] if self.alpha >= 0 else self.inputs[0].data
-        return ref > 0
+        return xp.where(positive, x, neg)
 
     def backward(self, gy):
-        y = self.output_variable(0)
-        pos = self._positive()
-        return gy * ((y + self.alpha) * ~pos + pos)
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        y = self.output_data[0]
-        return gy * xp.where(self._positive(), y.dtype.type(1), y + self.alpha)
+        y, = self.get_retained_outputs()
+        positive, = self.saved
+        return gy * ops.where(positive, 1.0, y + self.alpha)
 
 
 def elu(x: Any, alpha: float = 1.0) -> Variable:
@@ -323,7 +264,7 @@ def elu(x: Any, alpha: float = 1.0) -> Variable:
 class Softplus(Function):
     """``log(1 + exp(beta x)) / beta``, stably; backward keeps only the output.
 
-    The derivative ``sigmoid(beta x)`` equals ``1 - exp(-beta y)`` (computed as ``-expm1``).
+    The derivative ``sigmoid(beta x)`` equals ``1 - exp(-beta y)``.
     """
 
     retain_inputs = ()
@@ -344,16 +285,8 @@ class Softplus(Function):
         return y
 
     def backward(self, gy):
-        y = self.output_variable(0)
-        return gy * (1 - exp(y * -self.beta))
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        g = self.output_data[0] * -self.beta
-        xp.expm1(g, out=g)
-        g *= gy
-        xp.negative(g, out=g)
-        return g
+        y, = self.get_retained_outputs()
+        return gy * (1 - ops.exp(y * -self.beta))  # sigmoid(beta x), from the output
 
 
 def softplus(x: Any, beta: float = 1.0) -> Variable:
@@ -378,22 +311,9 @@ class SiLU(Function):
         return s
 
     def backward(self, gy):
-        x, = self.inputs
-        s = sigmoid(x)
+        x, = self.get_retained_inputs()
+        s = ops.sigmoid(x)
         return gy * (s * (1 + x * (1 - s)))
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        x = self.inputs[0].data
-        s = xp.tanh(x * 0.5)
-        s *= 0.5
-        s += 0.5
-        g = 1.0 - s
-        g *= x
-        g += 1.0
-        g *= s
-        g *= gy
-        return g
 
 
 def silu(x: Any) -> Variable:

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from leafgrad import utils
+from leafgrad import ops
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import get_array_module
 
@@ -25,27 +25,14 @@ class MatMul(Function):
         return get_array_module(x).matmul(x, W)
 
     def backward(self, gy):
-        x, W = self.inputs
-        ex, eW = self._edges
+        x, W = self.get_retained_inputs()
+        need_x, need_W = self.needs_input_grad
         if x.ndim == 2 and W.ndim == 2:
-            gx = None if ex is None else matmul(gy, W.T)
-            gW = None if eW is None else matmul(x.T, gy)
-            return gx, gW
-        from leafgrad.functions.shape import sum_to, transpose
-        gx = None if ex is None else sum_to(matmul(gy, transpose(W, _swap_last(W.ndim))), x.shape)
-        gW = None if eW is None else sum_to(matmul(transpose(x, _swap_last(x.ndim)), gy), W.shape)
-        return gx, gW
-
-    def backward_array(self, gy):
-        x, W = self.inputs[0].data, self.inputs[1].data
-        ex, eW = self._edges
-        if x.ndim == 2 and W.ndim == 2:
-            gx = None if ex is None else gy.dot(W.T)
-            gW = None if eW is None else x.T.dot(gy)
-            return gx, gW
-        xp = get_array_module(gy)
-        gx = None if ex is None else utils.sum_to(xp.matmul(gy, xp.swapaxes(W, -1, -2)), x.shape)
-        gW = None if eW is None else utils.sum_to(xp.matmul(xp.swapaxes(x, -1, -2), gy), W.shape)
+            return (ops.matmul(gy, ops.transpose(W)) if need_x else None,
+                    ops.matmul(ops.transpose(x), gy) if need_W else None)
+        # stacks of matrices: the batch axes of an operand that was broadcast are summed back
+        gx = ops.sum_to(ops.matmul(gy, ops.transpose(W, _swap_last(W.ndim))), x.shape) if need_x else None
+        gW = ops.sum_to(ops.matmul(ops.transpose(x, _swap_last(x.ndim)), gy), W.shape) if need_W else None
         return gx, gW
 
 

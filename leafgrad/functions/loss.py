@@ -10,15 +10,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from leafgrad import utils
+from leafgrad import ops
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
 from leafgrad.functions._checks import shape_of
-from leafgrad.functions._graph import graph_output
 from leafgrad.functions.activation import Softmax, softmax
-from leafgrad.functions.math import clip, log, sigmoid
+from leafgrad.functions.math import clip, log
 from leafgrad.functions.reduce import sum
-from leafgrad.functions.shape import reshape, sum_to
+from leafgrad.functions.shape import reshape
 
 __all__ = ["mean_squared_error", "mean_squared_error_simple", "softmax_cross_entropy",
            "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy"]
@@ -54,20 +53,11 @@ class MeanSquaredError(Function):
         return get_array_module(diff).asarray(y, dtype=diff.dtype)  # NumPy 1.x: float32 scalar / int is float64
 
     def backward(self, gy):
-        x0, x1 = self.inputs
-        e0, e1 = self._edges
-        gx0 = gy * (x0 - x1) * (2.0 / self.n)
-        gx1 = None if e1 is None else sum_to(-gx0, x1.shape)
-        return (None if e0 is None else sum_to(gx0, x0.shape)), gx1
-
-    def backward_array(self, gy):
-        x0, x1 = self.inputs[0].data, self.inputs[1].data
-        e0, e1 = self._edges
-        gx0 = x0 - x1
-        gx0 *= gy
-        gx0 *= 2.0 / self.n
-        gx1 = None if e1 is None else utils.sum_to(-gx0, x1.shape)
-        return (None if e0 is None else utils.sum_to(gx0, x0.shape)), gx1
+        x0, x1 = self.get_retained_inputs()
+        need0, need1 = self.needs_input_grad
+        g = (x0 - x1) * (gy * (2.0 / self.n))
+        return (ops.sum_to(g, x0.shape) if need0 else None,
+                ops.sum_to(-g, x1.shape) if need1 else None)
 
 
 def mean_squared_error(x0: Any, x1: Any) -> Variable:
@@ -123,30 +113,18 @@ class SoftmaxCrossEntropy(Function):
         self.save_for_backward(p, t, keep)
         return xp.asarray(y, dtype=x.dtype)
 
-    def backward_array(self, gy):
-        p, t, keep = self.saved
-        xp = get_array_module(p)
-        scale = gy / (self.count if self.count > 0 else 1)
-        gx = p * scale
-        gx[xp.arange(p.shape[0]), t] -= scale
-        if keep is not None:
-            gx *= keep[:, None]
-        return gx, None
-
     def backward(self, gy):
-        p, t, keep = self.saved
-        edge = self._edges[0]
-        if edge is None:
+        if not self.needs_input_grad[0]:
             return None, None
+        p, t, keep = self.saved
         xp = get_array_module(p)
-        # softmax(x) as a differentiable node on the kept probabilities, so that the
-        # gradient can be differentiated again although x itself was not kept
-        prob = graph_output(Softmax(1), p, [edge])
+        # On the recorded walk p must be softmax(x) as a node of the graph (x itself was not kept)
+        prob = self.derived_from_inputs(p, Softmax(1), (0,))
         onehot = xp.zeros_like(p)
         onehot[xp.arange(p.shape[0]), t] = 1
         gx = (prob - onehot) * (gy / (self.count if self.count > 0 else 1))
         if keep is not None:
-            gx = gx * keep[:, None].astype(p.dtype)
+            gx = gx * keep[:, None]
         return gx, None
 
 
@@ -223,28 +201,11 @@ class SigmoidCrossEntropy(Function):
         return xp.asarray(y.sum() / self.n, dtype=y.dtype)
 
     def backward(self, gy):
-        x, t = self.inputs
-        e0, e1 = self._edges
+        x, t = self.get_retained_inputs()
+        need_x, need_t = self.needs_input_grad
         scale = gy / self.n
-        gx = None if e0 is None else (sigmoid(x) - t) * scale
-        gt = None if e1 is None else sum_to(-x * scale, t.shape)
-        return gx, gt
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        x, t = self.inputs[0].data, self.inputs[1].data
-        e0, e1 = self._edges
-        scale = gy / self.n
-        gx = gt = None
-        if e0 is not None:
-            gx = xp.tanh(x * 0.5)
-            gx *= 0.5
-            gx += 0.5
-            gx -= t
-            gx *= scale
-        if e1 is not None:
-            gt = utils.sum_to(x * -scale, t.shape)
-        return gx, gt
+        return ((ops.sigmoid(x) - t) * scale if need_x else None,
+                ops.sum_to(x * -scale, t.shape) if need_t else None)
 
 
 def _targets(name: str, x: Any, t: Any) -> Any:

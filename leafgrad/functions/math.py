@@ -1,7 +1,7 @@
 """Element-wise math: ``square exp log sin cos tanh sigmoid abs clip maximum minimum where``.
 
-Each backward comes twice: on Variables (``backward``, differentiable again)
-and on arrays (``backward_array``, for first-order gradients).
+Each gradient is one formula, run on arrays by the first-order walk and on
+Variables by the recorded one (see :mod:`leafgrad.ops`).
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from leafgrad import utils
+from leafgrad import ops
 from leafgrad.config import _enable_backprop
 from leafgrad.core import Function, Variable, _operands
 from leafgrad.cuda import array_types, get_array_module
@@ -29,11 +29,8 @@ class Square(Function):
         return x * x
 
     def backward(self, gy):
-        x, = self.inputs
+        x, = self.get_retained_inputs()
         return 2 * x * gy
-
-    def backward_array(self, gy):
-        return 2 * self.inputs[0].data * gy
 
 
 def square(x: Any) -> Variable:
@@ -53,10 +50,8 @@ class Exp(Function):
         return get_array_module(x).exp(x)
 
     def backward(self, gy):
-        return gy * self.output_variable(0)
-
-    def backward_array(self, gy):
-        return gy * self.output_data[0]
+        y, = self.get_retained_outputs()
+        return gy * y
 
 
 def exp(x: Any) -> Variable:
@@ -75,11 +70,8 @@ class Log(Function):
         return get_array_module(x).log(x)
 
     def backward(self, gy):
-        x, = self.inputs
+        x, = self.get_retained_inputs()
         return gy / x
-
-    def backward_array(self, gy):
-        return gy / self.inputs[0].data
 
 
 def log(x: Any) -> Variable:
@@ -98,12 +90,8 @@ class Sin(Function):
         return get_array_module(x).sin(x)
 
     def backward(self, gy):
-        x, = self.inputs
-        return gy * cos(x)
-
-    def backward_array(self, gy):
-        x = self.inputs[0].data
-        return gy * get_array_module(x).cos(x)
+        x, = self.get_retained_inputs()
+        return gy * ops.cos(x)
 
 
 def sin(x: Any) -> Variable:
@@ -122,12 +110,8 @@ class Cos(Function):
         return get_array_module(x).cos(x)
 
     def backward(self, gy):
-        x, = self.inputs
-        return gy * -sin(x)
-
-    def backward_array(self, gy):
-        x = self.inputs[0].data
-        return -gy * get_array_module(x).sin(x)
+        x, = self.get_retained_inputs()
+        return gy * -ops.sin(x)
 
 
 def cos(x: Any) -> Variable:
@@ -147,11 +131,7 @@ class Tanh(Function):
         return get_array_module(x).tanh(x)
 
     def backward(self, gy):
-        y = self.output_variable(0)
-        return gy * (1 - y * y)
-
-    def backward_array(self, gy):
-        y = self.output_data[0]
+        y, = self.get_retained_outputs()
         return gy * (1 - y * y)
 
 
@@ -176,11 +156,7 @@ class Sigmoid(Function):
         return y
 
     def backward(self, gy):
-        y = self.output_variable(0)
-        return gy * y * (1 - y)
-
-    def backward_array(self, gy):
-        y = self.output_data[0]
+        y, = self.get_retained_outputs()
         return gy * y * (1 - y)
 
 
@@ -212,11 +188,8 @@ class Abs(Function):
         return get_array_module(x).abs(x)
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        return gy * get_array_module(x).sign(x)
-
-    def backward_array(self, gy):
-        x = self.inputs[0].data
+        x, = self.get_retained_inputs()
+        x = ops.data(x)  # the sign is a constant factor: its derivative is 0 (almost everywhere)
         return gy * get_array_module(x).sign(x)
 
 
@@ -251,10 +224,8 @@ class Clip(Function):
         return y
 
     def backward(self, gy):
-        return gy * self.saved[0]
-
-    def backward_array(self, gy):
-        return gy * self.saved[0]
+        mask, = self.saved
+        return gy * mask
 
 
 def clip(x: Any, x_min: Any, x_max: Any) -> Variable:
@@ -290,18 +261,10 @@ class Maximum(Function):
         return y
 
     def backward(self, gy):
-        share = self.saved[0]
-        e0, e1 = self._edges
-        gx0 = None if e0 is None else _sum_to(gy * share, self.x0_shape)
-        gx1 = None if e1 is None else _sum_to(gy * (1 - share), self.x1_shape)
-        return gx0, gx1
-
-    def backward_array(self, gy):
-        share = self.saved[0]
-        e0, e1 = self._edges
-        gx0 = None if e0 is None else utils.sum_to(gy * share, self.x0_shape)
-        gx1 = None if e1 is None else utils.sum_to(gy * (1 - share), self.x1_shape)
-        return gx0, gx1
+        share, = self.saved
+        need0, need1 = self.needs_input_grad
+        return (ops.sum_to(gy * share, self.x0_shape) if need0 else None,
+                ops.sum_to(gy * (1 - share), self.x1_shape) if need1 else None)
 
 
 class Minimum(Maximum):
@@ -309,11 +272,6 @@ class Minimum(Maximum):
 
     _ufunc = "minimum"
     _wins = "less"
-
-
-def _sum_to(x: Variable, shape: tuple) -> Variable:
-    from leafgrad.functions.shape import sum_to
-    return sum_to(x, shape)
 
 
 def _check_broadcast(name: str, *shapes: tuple) -> tuple:
@@ -339,31 +297,21 @@ def minimum(x0: Any, x1: Any) -> Variable:
 
 
 class Where(Function):
-    """``condition ? x0 : x1`` element-wise; ``condition`` is a constant boolean array."""
+    """``condition ? x0 : x1`` element-wise; ``condition`` (input 0) is a constant boolean array."""
 
     retain_inputs = ()
 
-    def __init__(self, condition: Any) -> None:
-        self.condition = condition
-
-    def forward(self, x0, x1):
+    def forward(self, condition, x0, x1):
         self.x0_shape, self.x1_shape = x0.shape, x1.shape
-        return get_array_module(x0).where(self.condition, x0, x1)
+        self.save_for_backward(condition)
+        return get_array_module(x0).where(condition, x0, x1)
 
     def backward(self, gy):
-        c = self.condition
-        e0, e1 = self._edges
-        gx0 = None if e0 is None else _sum_to(gy * c, self.x0_shape)
-        gx1 = None if e1 is None else _sum_to(gy * ~c, self.x1_shape)
-        return gx0, gx1
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        c = self.condition
-        e0, e1 = self._edges
-        gx0 = None if e0 is None else utils.sum_to(xp.where(c, gy, 0), self.x0_shape)
-        gx1 = None if e1 is None else utils.sum_to(xp.where(c, 0, gy), self.x1_shape)
-        return gx0, gx1
+        c, = self.saved
+        _, need0, need1 = self.needs_input_grad
+        return (None,
+                ops.sum_to(ops.where(c, gy, 0.0), self.x0_shape) if need0 else None,
+                ops.sum_to(ops.where(c, 0.0, gy), self.x1_shape) if need1 else None)
 
 
 def where(condition: Any, x0: Any, x1: Any) -> Variable:
@@ -379,4 +327,4 @@ def where(condition: Any, x0: Any, x1: Any) -> Variable:
         condition = condition.astype(bool)
     x0, x1 = _operands(x0, x1)
     _check_broadcast("where", condition.shape, x0.shape, x1.shape)
-    return Where(condition)(x0, x1)
+    return Where()(condition, x0, x1)

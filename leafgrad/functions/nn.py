@@ -5,13 +5,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from leafgrad import utils
+from leafgrad import ops
 from leafgrad.config import _train
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
 from leafgrad.functions._checks import shape_of
 from leafgrad.functions.linalg import matmul
-from leafgrad.functions.shape import get_item, reshape, sum_to, transpose
+from leafgrad.functions.shape import get_item
 
 __all__ = ["linear", "linear_simple", "dropout", "embed_id"]
 
@@ -38,40 +38,20 @@ class Linear(Function):
             y += b
         return y
 
-    def backward_array(self, gy):
-        x, W = self.inputs[0].data, self.inputs[1].data
-        edges = self._edges
-        gx = None if edges[0] is None else gy.dot(W.T)
-        gW = None
-        if edges[1] is not None:
-            if x.ndim == 2:
-                gW = x.T.dot(gy)
-            else:  # a stack of rows: (..., in) -> (rows, in)
-                gW = x.reshape(-1, x.shape[-1]).T.dot(gy.reshape(-1, gy.shape[-1]))
-        if len(edges) == 2:
-            return gx, gW
-        gb = None
-        if edges[2] is not None:
-            if gy.ndim == 2 and len(self.b_shape) == 1:
-                gb = gy.sum(axis=0)
-            else:
-                gb = utils.sum_to(gy, self.b_shape)
-        return gx, gW, gb
-
     def backward(self, gy):
-        x, W = self.inputs[0], self.inputs[1]
-        edges = self._edges
-        gx = None if edges[0] is None else linear(gy, transpose(W))
+        x, W = self.get_retained_inputs()
+        need = self.needs_input_grad
+        gx = ops.matmul(gy, ops.transpose(W)) if need[0] else None
         gW = None
-        if edges[1] is not None:
-            if x.ndim == 2:
-                gW = matmul(transpose(x), gy)
+        if need[1]:
+            if x.ndim != 2:  # a stack of rows: (..., in) -> (rows, in)
+                x, gy2 = ops.reshape(x, (-1, x.shape[-1])), ops.reshape(gy, (-1, gy.shape[-1]))
             else:
-                gW = matmul(transpose(reshape(x, (-1, x.shape[-1]))), reshape(gy, (-1, gy.shape[-1])))
-        if len(edges) == 2:
+                gy2 = gy
+            gW = ops.matmul(ops.transpose(x), gy2)
+        if len(need) == 2:
             return gx, gW
-        gb = None if edges[2] is None else sum_to(gy, self.b_shape)
-        return gx, gW, gb
+        return gx, gW, (ops.sum_to(gy, self.b_shape) if need[2] else None)
 
 
 def _linear_error(x_shape: tuple, w_shape: tuple, b_shape: Optional[tuple]) -> Optional[str]:
@@ -118,28 +98,31 @@ def linear_simple(x: Any, W: Any, b: Any = None) -> Variable:
 # dropout
 # =============================================================================
 class Dropout(Function):
-    """``x * mask / (1 - ratio)``; backward keeps only the boolean mask."""
+    """``x * mask / (1 - ratio)``, the mask drawn in ``forward``; backward keeps only the mask.
+
+    The mask is ``xp.random.rand(*x.shape) > ratio``, as in DeZero, so a seeded
+    program draws the same numbers.
+    """
 
     retain_inputs = ()
+    fresh_gradients = True
 
-    def __init__(self, mask: Any, scale: Any) -> None:
-        self.mask = mask  # drawn by ``dropout`` before the call, in DeZero's order
-        self.scale = scale  # 1 - ratio, as a 0-d array in x's dtype
+    def __init__(self, dropout_ratio: float) -> None:
+        self.dropout_ratio = dropout_ratio
 
     def forward(self, x):
-        mask, self.mask = self.mask, None
-        self.save_for_backward(mask)
+        xp = get_array_module(x)
+        mask = xp.random.rand(*x.shape) > self.dropout_ratio
+        dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+        scale = xp.array(1.0 - self.dropout_ratio).astype(dtype)  # DeZero's rounding of 1 - ratio
+        self.save_for_backward(mask, scale)
         y = x * mask
-        y /= self.scale
+        y /= scale
         return y
 
     def backward(self, gy):
-        return gy * self.saved[0] / self.scale
-
-    def backward_array(self, gy):
-        gx = gy * self.saved[0]
-        gx /= self.scale
-        return gx
+        mask, scale = self.saved
+        return gy * mask / scale
 
 
 def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
@@ -154,11 +137,7 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
         raise ValueError(f"dropout: dropout_ratio must be in [0, 1), got {dropout_ratio}")
     if not _train.get():
         return x
-    xp = get_array_module(x.data)
-    mask = xp.random.rand(*x.shape) > dropout_ratio
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    scale = xp.array(1.0 - dropout_ratio).astype(dtype)
-    return Dropout(mask, scale)(x)
+    return Dropout(dropout_ratio)(x)
 
 
 # =============================================================================

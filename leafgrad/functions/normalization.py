@@ -1,11 +1,10 @@
 """Normalization: ``batch_norm`` (and DeZero's spelling ``batch_nrom``) and ``layer_norm``.
 
-Both are built on one function, ``Standardize``: ``xhat = (x - mean) / sqrt(var + eps)``
-over some axes, with two outputs, ``inv_std = 1 / sqrt(var + eps)`` and ``xhat``.
-Its backward is written entirely in terms of those two outputs, so it keeps
-no copy of ``x``, and, being made of differentiable functions of graph-connected
-outputs, it can be differentiated again.  The scale and shift (``gamma``,
-``beta``) are ordinary ``*`` and ``+``.
+Both are built on one function, ``Standardize``: over some axes, it computes
+``xhat = (x - mean) / sqrt(var + eps)`` and outputs ``xhat``, ``mean`` and
+``var`` (``batch_norm`` updates its running averages with the last two).  Its
+backward reads only the outputs ``xhat`` and ``var``, so it keeps no copy of
+``x``.  The scale and shift (``gamma``, ``beta``) are ordinary ``*`` and ``+``.
 """
 from __future__ import annotations
 
@@ -13,28 +12,25 @@ from typing import Any, Optional
 
 import numpy as np
 
+from leafgrad import ops
 from leafgrad.config import _train
-from leafgrad.core import Function, Variable
+from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
 from leafgrad.functions._checks import shape_of
-from leafgrad.functions.reduce import mean
 from leafgrad.functions.shape import reshape
 
 __all__ = ["batch_norm", "batch_nrom", "layer_norm"]
 
 
 class Standardize(Function):
-    """``(x - mean) * inv_std`` over ``axes``; outputs ``inv_std`` (kept dims) and ``xhat``.
+    """``xhat = (x - mean) / sqrt(var + eps)`` over ``axes``; outputs ``xhat``, ``mean`` and ``var``.
 
-    ``inv_std`` comes first: it normally gets no gradient, and a missing first
-    gradient is what the engine tests for cheapest.
-
-    ``self.mean`` and ``self.var`` hold the batch statistics after ``forward``
-    until the caller takes them (``batch_norm`` updates its running averages with them).
+    ``mean`` and ``var`` (the biased variance) keep the reduced axes as 1.
+    Each output may carry a gradient; usually only ``xhat`` does.
     """
 
     retain_inputs = ()
-    retain_outputs = (0, 1)
+    retain_outputs = (0, 2)
 
     def __init__(self, axes: tuple, eps: float) -> None:
         self.axes = axes
@@ -43,37 +39,32 @@ class Standardize(Function):
     def forward(self, x):
         xp = get_array_module(x)
         mu = x.mean(axis=self.axes, keepdims=True)
-        xc = x - mu
-        var = xp.square(xc).mean(axis=self.axes, keepdims=True)
+        xhat = x - mu
+        var = xp.square(xhat).mean(axis=self.axes, keepdims=True)
         inv_std = var + self.eps
         xp.sqrt(inv_std, out=inv_std)
         xp.reciprocal(inv_std, out=inv_std)
-        xc *= inv_std
+        xhat *= inv_std
+        self.x_shape = x.shape
         self.n = x.size // mu.size if mu.size else 1
-        self.mean, self.var = mu, var
-        return inv_std, xc
+        return xhat, mu, var
 
-    def take_stats(self) -> tuple:
-        """The batch mean and (biased) variance of the last forward, then forgotten."""
-        stats = self.mean, self.var
-        self.mean = self.var = None
-        return stats
-
-    def backward_array(self, gr, gxh):
-        r, xh = self.output_data
-        axes = self.axes
-        gx = gxh - gxh.mean(axis=axes, keepdims=True)
-        gx -= xh * (gxh * xh).mean(axis=axes, keepdims=True)
-        gx *= r
-        if gr.any():  # inv_std was used downstream: d inv_std / dx = -inv_std**2 * xhat / n
-            gx -= xh * (gr * r * r / self.n)
+    def backward(self, gxhat, gmean, gvar):
+        xhat, var = self.get_retained_outputs()
+        inv_std = (var + self.eps) ** -0.5
+        axes, n = self.axes, self.n
+        terms = []
+        if gxhat is not None:
+            terms.append((gxhat - ops.mean(gxhat, axes, keepdims=True)
+                          - xhat * ops.mean(gxhat * xhat, axes, keepdims=True)) * inv_std)
+        if gmean is not None:  # d mean / dx = 1 / n
+            terms.append(ops.broadcast_to(gmean * (1.0 / n), self.x_shape))
+        if gvar is not None:   # d var / dx = 2 (x - mean) / n = 2 xhat / (n inv_std)
+            terms.append(xhat * (gvar * (2.0 / n) / inv_std))
+        gx = terms[0]
+        for term in terms[1:]:
+            gx = gx + term
         return gx
-
-    def backward(self, gr, gxh):
-        r, xh = self.output_variable(0), self.output_variable(1)
-        axes = self.axes
-        gx = (gxh - mean(gxh, axes, keepdims=True) - xh * mean(gxh * xh, axes, keepdims=True)) * r
-        return gx - xh * (gr * r * r / self.n)
 
 
 def _array(name: str, label: str, a: Any, shape: tuple) -> Any:
@@ -112,19 +103,17 @@ def batch_norm(x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
         gamma, beta = reshape(gamma, param_shape), reshape(beta, param_shape)
 
     if _train.get():
-        f = Standardize(axes, eps)
-        _, xhat = f(x)
-        batch_mean, batch_var = f.take_stats()
+        xhat, batch_mean, batch_var = Standardize(axes, eps)(x)
         m = int(np.prod(x_shape, dtype=np.int64)) // c  # values per channel
         adjust = m / (m - 1.0 if m - 1.0 > 1.0 else 1.0)  # unbiased variance, as DeZero
         running_mean *= decay
-        running_mean += (1 - decay) * batch_mean.reshape(c)
+        running_mean += (1 - decay) * batch_mean.data.reshape(c)
         running_var *= decay
-        running_var += (1 - decay) * adjust * batch_var.reshape(c)
+        running_var += (1 - decay) * adjust * batch_var.data.reshape(c)
     else:
         xp = get_array_module(running_var)
         inv_std = 1.0 / xp.sqrt(running_var + eps)
-        xhat = (x - running_mean.reshape(param_shape)) * inv_std.reshape(param_shape)
+        xhat = (as_variable(x) - running_mean.reshape(param_shape)) * inv_std.reshape(param_shape)
     return xhat * gamma + beta
 
 
@@ -152,9 +141,7 @@ def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5) -
     if len(x_shape) < k or len(x_shape) == 0:
         raise ValueError(f"layer_norm: needs an input with at least one axis, got shape {x_shape}")
     axes = tuple(range(len(x_shape) - k, len(x_shape)))
-    f = Standardize(axes, eps)
-    _, y = f(x)
-    f.take_stats()
+    y, _, _ = Standardize(axes, eps)(x)
     if gamma is not None:
         y = y * gamma
     if beta is not None:

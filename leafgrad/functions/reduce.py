@@ -10,13 +10,12 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from leafgrad import utils
+from leafgrad import ops, utils
 from leafgrad.config import _enable_backprop
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import get_array_module
 from leafgrad.functions._checks import normalize_axes, shape_of
-from leafgrad.functions.math import exp
-from leafgrad.functions.shape import broadcast_to, reshape
+from leafgrad.functions.shape import reshape
 
 __all__ = ["sum", "max", "min", "mean", "average", "var", "logsumexp"]
 
@@ -66,11 +65,7 @@ class Sum(Function):
 
     def backward(self, gy):
         gy = utils.reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
-        return broadcast_to(gy, self.x_shape)
-
-    def backward_array(self, gy):
-        gy = utils.reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
-        return get_array_module(gy).broadcast_to(gy, self.x_shape)
+        return ops.broadcast_to(gy, self.x_shape)
 
 
 def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
@@ -104,10 +99,8 @@ class Max(Function):
         return y
 
     def backward(self, gy):
-        return reshape(gy, self.kept_shape) * self.saved[0]
-
-    def backward_array(self, gy):
-        return gy.reshape(self.kept_shape) * self.saved[0]
+        at_extremum, = self.saved
+        return ops.reshape(gy, self.kept_shape) * at_extremum
 
 
 class Min(Max):
@@ -151,13 +144,8 @@ class Mean(Function):
         return get_array_module(x).asarray(x.mean(axis=self.axis, keepdims=self.keepdims))
 
     def backward(self, gy):
-        gy = reshape(gy, _kept_shape(self.x_shape, self.axis)) / self.n
-        return broadcast_to(gy, self.x_shape)
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        gy = xp.asarray(gy.reshape(_kept_shape(self.x_shape, self.axis)) / self.n, dtype=gy.dtype)
-        return xp.broadcast_to(gy, self.x_shape)
+        gy = ops.reshape(gy, _kept_shape(self.x_shape, self.axis)) / self.n
+        return ops.broadcast_to(gy, self.x_shape)
 
 
 def mean(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
@@ -204,16 +192,9 @@ class Var(Function):
         return get_array_module(x).asarray(x.var(axis=self.axis, keepdims=self.keepdims, ddof=self.ddof))
 
     def backward(self, gy):
-        x, = self.inputs
-        xc = x - mean(x, self.axis, keepdims=True)
-        return reshape(gy, _kept_shape(x.shape, self.axis)) * xc * self.scale
-
-    def backward_array(self, gy):
-        x = self.inputs[0].data
-        xc = x - x.mean(axis=self.axis, keepdims=True)
-        xc *= gy.reshape(_kept_shape(x.shape, self.axis))
-        xc *= self.scale
-        return xc
+        x, = self.get_retained_inputs()
+        centered = x - ops.mean(x, self.axis, keepdims=True)
+        return ops.reshape(gy, _kept_shape(x.shape, self.axis)) * centered * self.scale
 
 
 def var(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Variable:
@@ -253,17 +234,8 @@ class LogSumExp(Function):
         return y
 
     def backward(self, gy):
-        x, = self.inputs
-        y = reshape(self.output_variable(0), self.kept_shape)
-        return reshape(gy, self.kept_shape) * exp(x - y)
-
-    def backward_array(self, gy):
-        xp = get_array_module(gy)
-        x = self.inputs[0].data
-        gx = xp.asarray(x - self.output_data[0].reshape(self.kept_shape))
-        xp.exp(gx, out=gx)
-        gx *= gy.reshape(self.kept_shape)
-        return gx
+        x, y = self.get_retained_inputs() + self.get_retained_outputs()
+        return ops.reshape(gy, self.kept_shape) * ops.exp(x - ops.reshape(y, self.kept_shape))
 
 
 def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:

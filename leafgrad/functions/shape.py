@@ -5,7 +5,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from leafgrad import utils
+from leafgrad import ops, utils
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
 from leafgrad.functions._checks import normalize_axis, shape_of
@@ -27,10 +27,7 @@ class Reshape(Function):
         return x.reshape(self.shape)
 
     def backward(self, gy):
-        return reshape(gy, self.x_shape)
-
-    def backward_array(self, gy):
-        return gy.reshape(self.x_shape)
+        return ops.reshape(gy, self.x_shape)
 
 
 def _check_reshape(x_shape: tuple, shape: tuple) -> None:
@@ -75,10 +72,7 @@ class Transpose(Function):
         return tuple(np.argsort([a % n for a in self.axes]).tolist())
 
     def backward(self, gy):
-        return transpose(gy, self._inverse_axes())
-
-    def backward_array(self, gy):
-        return gy.transpose(self._inverse_axes())
+        return ops.transpose(gy, self._inverse_axes())
 
 
 def transpose(x: Any, axes: Optional[Sequence[int]] = None) -> Variable:
@@ -106,10 +100,7 @@ class BroadcastTo(Function):
         return get_array_module(x).broadcast_to(x, self.shape)
 
     def backward(self, gy):
-        return sum_to(gy, self.x_shape)
-
-    def backward_array(self, gy):
-        return utils.sum_to(gy, self.x_shape)
+        return ops.sum_to(gy, self.x_shape)
 
 
 def _broadcasts_to(src: tuple, dst: tuple) -> bool:
@@ -143,10 +134,7 @@ class SumTo(Function):
         return utils.sum_to(x, self.shape)
 
     def backward(self, gy):
-        return broadcast_to(gy, self.x_shape)
-
-    def backward_array(self, gy):
-        return get_array_module(gy).broadcast_to(gy, self.x_shape)
+        return ops.broadcast_to(gy, self.x_shape)
 
 
 def sum_to(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
@@ -162,7 +150,11 @@ def sum_to(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
 
 
 class GetItem(Function):
-    """``x[slices]``: basic and advanced indexing."""
+    """``x[slices]``: basic and advanced indexing.
+
+    ``slices`` may hold index arrays (``embed_id``'s ids): ``forward`` keeps them
+    for backward with ``save_for_backward``, so they are freed with the rest.
+    """
 
     retain_inputs = ()
 
@@ -170,14 +162,14 @@ class GetItem(Function):
         self.slices = slices
 
     def forward(self, x):
-        self.x_shape, self.x_dtype = x.shape, x.dtype
-        return x[self.slices]
+        slices, self.slices = self.slices, None
+        self.save_for_backward(slices)
+        self.x_shape = x.shape
+        return x[slices]
 
     def backward(self, gy):
-        return GetItemGrad(self.slices, self.x_shape)(gy)
-
-    def backward_array(self, gy):
-        return _scatter_add(gy, self.slices, self.x_shape)
+        slices, = self.saved
+        return ops.call(GetItemGrad(slices, self.x_shape), gy)
 
 
 _BASIC_INDEX = (slice, int, np.integer, type(None), type(Ellipsis))
@@ -204,7 +196,7 @@ def _scatter_add(gy, slices, shape):
 
 
 class GetItemGrad(Function):
-    """The gradient of ``get_item``: scatter-add ``gy`` into zeros (repeated indices add up)."""
+    """The gradient of ``get_item``: scatter-add ``gy`` into zeros of ``in_shape`` (repeated indices add up)."""
 
     retain_inputs = ()
 
@@ -213,13 +205,13 @@ class GetItemGrad(Function):
         self.in_shape = in_shape
 
     def forward(self, gy):
-        return _scatter_add(gy, self.slices, self.in_shape)
+        slices, self.slices = self.slices, None
+        self.save_for_backward(slices)
+        return _scatter_add(gy, slices, self.in_shape)
 
     def backward(self, ggx):
-        return get_item(ggx, self.slices)
-
-    def backward_array(self, ggx):
-        return ggx[self.slices]
+        slices, = self.saved
+        return ops.get_item(ggx, slices)
 
 
 def get_item(x: Any, slices: Any) -> Variable:
@@ -274,10 +266,7 @@ class Concat(Function):
             return gy
         bounds = [0] + self.sections + [gy.shape[self.axis]]
         lead = (slice(None),) * self.axis
-        return tuple(get_item(gy, lead + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:]))
-
-    def backward_array(self, gy):
-        return tuple(get_array_module(gy).split(gy, self.sections, axis=self.axis))
+        return tuple(ops.get_item(gy, lead + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:]))
 
 
 def _sequence(name: str, xs: Any) -> list:
@@ -319,11 +308,7 @@ class Stack(Function):
         return (slice(None),) * self.axis + (i,)
 
     def backward(self, gy):
-        gxs = tuple(get_item(gy, self._index(i)) for i in range(self.n))
-        return gxs if self.n > 1 else gxs[0]
-
-    def backward_array(self, gy):
-        return tuple(gy[self._index(i)] for i in range(self.n))
+        return tuple(ops.get_item(gy, self._index(i)) for i in range(self.n))
 
 
 def stack(xs: Sequence[Any], axis: int = 0) -> Variable:
@@ -347,13 +332,18 @@ class Split(Function):
         self.axis = axis
 
     def forward(self, x):
-        return tuple(get_array_module(x).split(x, self.indices, axis=self.axis))
+        ys = tuple(get_array_module(x).split(x, self.indices, axis=self.axis))
+        self.pieces = [(y.shape, y.dtype) for y in ys]
+        return ys
 
     def backward(self, *gys):
-        return concat(list(gys), self.axis) if len(gys) > 1 else gys[0]
-
-    def backward_array(self, *gys):
-        return get_array_module(gys[0]).concatenate(gys, axis=self.axis)
+        if len(gys) == 1:
+            return gys[0]
+        some = next(g for g in gys if g is not None)
+        xp = get_array_module(ops.data(some))
+        # a piece that no gradient reached contributes zeros
+        gys = [xp.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(gys, self.pieces)]
+        return ops.concat(gys, self.axis)
 
 
 def split(x: Any, indices_or_sections: Union[int, Sequence[int]], axis: int = 0) -> list:

@@ -1,0 +1,381 @@
+"""The shape of the graph: how a function points at its inputs, and every walk over those pointers.
+
+This is the only module that knows how an edge is encoded.  A recorded
+``Function`` keeps one edge per input in ``func._edges``:
+
+* the creator ``Function`` itself when the input is that creator's output 0,
+  or ``(creator, index)`` for another output: a computed input;
+* the leaf ``Variable`` itself, when the input is a leaf that wants a gradient;
+* ``None`` for a constant: no gradient is ever computed for it;
+* ``RELEASED_LEAF`` where a leaf was, once backward released the function
+  (so that a kept ``loss`` does not pin the input batch; see ``PendingGradients.send``).
+
+The common case, an output 0, costs no allocation.  The functions here turn
+edges into what the rest of leafgrad asks about: whether an input needs a
+gradient, the Variable that stands at an input during a recorded backward, the
+functions and leaves reachable from some outputs (for drawing, checkpointing,
+hooks), cutting the graph, and :class:`PendingGradients`, the structure the
+backward walk (:mod:`leafgrad.engine`) pours gradients into.
+"""
+from __future__ import annotations
+
+import heapq
+import weakref
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from leafgrad import core  # only its classes, read when a function runs (core imports this module)
+
+__all__ = ["connect", "needs_input_grad", "input_variable", "output_variable",
+           "edge_to", "inputs_of", "functions_of", "leaves_of", "leaf_edge_counts", "unchain",
+           "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF"]
+
+
+class _ReleasedLeaf:
+    """The edge that replaces a leaf Variable once backward released its function."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RELEASED_LEAF"
+
+
+#: Marks where a leaf was: the function no longer pins the leaf's array, yet is not cut off.
+RELEASED_LEAF = _ReleasedLeaf()
+
+# Kinds of input, as ``inputs_of`` reports them.
+COMPUTED, LEAF, CONSTANT, RELEASED = "computed", "leaf", "constant", "released"
+
+
+# =============================================================================
+# Building and releasing
+# =============================================================================
+def connect(func: Any, inputs: Sequence[Any], outputs: List[Any]) -> bool:
+    """Record ``func`` in the graph as the creator of ``outputs``, fed by ``inputs``.
+
+    Returns False (and records nothing) when no input wants a gradient: then
+    there is nothing to differentiate and ``func`` is dropped with the call.
+    """
+    edges = []
+    generation = 0
+    wanted = False
+    for x in inputs:
+        creator = x.creator
+        if creator is not None:
+            edges.append(creator if x._output_index == 0 else (creator, x._output_index))
+            if x.generation > generation:
+                generation = x.generation
+            wanted = True
+        elif x.requires_grad:
+            edges.append(x)
+            wanted = True
+        else:
+            edges.append(None)
+    if not wanted:
+        return False
+    func.generation = generation
+    func._edges = edges
+    generation += 1
+    if len(outputs) == 1:
+        y = outputs[0]
+        y.creator = func
+        y.generation = generation
+        func.outputs = [weakref.ref(y)]
+    else:
+        for i, y in enumerate(outputs):
+            y.creator = func
+            y.generation = generation
+            y._output_index = i
+        func.outputs = [weakref.ref(y) for y in outputs]
+    return True
+
+
+def edge_to(y: Any) -> Any:
+    """The edge that points at the Variable ``y``: where a gradient for ``y`` has to go."""
+    creator = y.creator
+    if creator is None:
+        return y
+    return creator if y._output_index == 0 else (creator, y._output_index)
+
+
+def _is_leaf(edge: Any) -> bool:
+    return isinstance(edge, core.Variable)
+
+
+def needs_input_grad(func: Any) -> tuple:
+    """For each input of ``func``: does backward have to compute its gradient? (False for a constant.)"""
+    edges = func._edges
+    if len(edges) == 2:  # a binary operator: the common case, without a loop
+        return (edges[0] is not None, edges[1] is not None)
+    return tuple([e is not None for e in edges])
+
+
+def cut_off(func: Any) -> bool:
+    """True when ``unchain`` removed every edge of ``func``: no gradient can flow through it."""
+    return all(e is None for e in func._edges)
+
+
+# =============================================================================
+# Variables that stand in the graph during a recorded backward
+# =============================================================================
+def _make_output(variable_type: type, func: Any, index: int, data: Any) -> Any:
+    y = variable_type(data)
+    y.creator = func
+    y.generation = func.generation + 1
+    y._output_index = index
+    return y
+
+
+def output_variable(func: Any, index: int, data: Any) -> Any:
+    """Output ``index`` of ``func`` as a graph-connected Variable: the user's, if it is alive.
+
+    Otherwise a new Variable holding ``data`` (the array ``func`` kept) at the
+    same place in the graph, so that gradients through it reach ``func``.
+    """
+    y = func.outputs[index]()
+    if y is not None:
+        return y
+    return _make_output(core.Variable, func, index, data)
+
+
+def input_variable(func: Any, k: int, data: Any) -> Any:
+    """Input ``k`` of ``func`` as a graph-connected Variable holding ``data``, for a recorded backward."""
+    Variable = core.Variable
+    edge = func._edges[k]
+    if edge is None:
+        v = Variable(data)
+        v.requires_grad = False
+        return v
+    if _is_leaf(edge):
+        return edge
+    creator, index = edge if type(edge) is tuple else (edge, 0)
+    y = creator.outputs[index]()
+    return y if y is not None else _make_output(Variable, creator, index, data)
+
+
+def apply_known(node: Any, data: Any, func: Any, inputs: Sequence[int]) -> Any:
+    """``node`` applied in the graph to inputs ``inputs`` of ``func``, its result ``data`` known already.
+
+    For the recorded backward of a fused function: ``softmax_cross_entropy``
+    kept the probabilities ``p`` of its input ``x`` but not ``x``; its gradient
+    needs ``p`` as a differentiable function of ``x``.  ``node.forward`` is not
+    run; the inputs' arrays are not needed (``node`` must keep none of them).
+    """
+    Variable = core.Variable
+    if node.retain_inputs != ():
+        raise TypeError(f"apply_known: {type(node).__name__} must declare retain_inputs = ()")
+    stand_ins = []
+    for k in inputs:
+        edge = func._edges[k]
+        if edge is not None and _is_leaf(edge):
+            stand_ins.append(edge)
+            continue
+        v = Variable(None)
+        if edge is None:
+            v.requires_grad = False
+        else:
+            creator, index = edge if type(edge) is tuple else (edge, 0)
+            v.creator, v.generation, v._output_index = creator, creator.generation + 1, index
+        stand_ins.append(v)
+    node.forward = lambda *xs: data  # the result is already known
+    return node(*stand_ins)
+
+
+# =============================================================================
+# Walks
+# =============================================================================
+def inputs_of(func: Any) -> Iterator[Tuple[str, Any, int]]:
+    """For each input of ``func``: ``(kind, target, index)``.
+
+    ``kind`` is ``"computed"`` (``target`` the creator, ``index`` its output),
+    ``"leaf"`` (``target`` the Variable), ``"constant"`` or ``"released"``
+    (``target`` None).
+    """
+    for edge in func._edges or ():
+        if edge is None:
+            yield CONSTANT, None, 0
+        elif edge is RELEASED_LEAF:
+            yield RELEASED, None, 0
+        elif _is_leaf(edge):
+            yield LEAF, edge, 0
+        elif type(edge) is tuple:
+            yield COMPUTED, edge[0], edge[1]
+        else:
+            yield COMPUTED, edge, 0
+
+
+def functions_of(outputs: Sequence[Any]) -> Iterator[Any]:
+    """Every function that ``outputs`` (Variables) were computed by, each once, depth first."""
+    stack = []
+    seen = set()
+    for y in outputs:
+        f = y.creator
+        if f is not None and id(f) not in seen:
+            seen.add(id(f))
+            stack.append(f)
+    while stack:
+        f = stack.pop()
+        yield f
+        for kind, creator, _ in inputs_of(f):
+            if kind == COMPUTED and id(creator) not in seen:
+                seen.add(id(creator))
+                stack.append(creator)
+
+
+def leaves_of(outputs: Sequence[Any]) -> List[Any]:
+    """The leaf Variables wanting a gradient that ``outputs`` depend on, each once, in order of discovery.
+
+    Counted with multiplicity by ``leaf_edge_counts``; here each appears once.
+    """
+    return list(leaf_edge_counts(outputs, lambda v: True))
+
+
+def leaf_edge_counts(outputs: Sequence[Any], wanted: Callable[[Any], bool]) -> dict:
+    """For each leaf that ``wanted(leaf)`` selects: how many edges of the graph of ``outputs`` lead to it.
+
+    An output that is itself such a leaf counts once (it receives its seed).
+    """
+    counts: dict = {}
+    for y in outputs:
+        if y.creator is None and y.requires_grad and wanted(y):
+            counts[y] = counts.get(y, 0) + 1
+    for f in functions_of(outputs):
+        for kind, leaf, _ in inputs_of(f):
+            if kind == LEAF and wanted(leaf):
+                counts[leaf] = counts.get(leaf, 0) + 1
+    return counts
+
+
+def unchain(var: Any) -> None:
+    """Cut every edge above ``var``: the Variables upstream forget their creators (``unchain_backward``)."""
+    if var.creator is None:
+        return
+    for f in list(functions_of([var])):
+        edges = f._edges
+        for k, (kind, creator, index) in enumerate(inputs_of(f)):
+            if kind == COMPUTED:
+                x = creator.outputs[index]()
+                if x is not None:
+                    x.unchain()
+                edges[k] = None
+
+
+# =============================================================================
+# Gradients on their way back
+# =============================================================================
+_NOTHING = object()  # "no gradient has reached this function yet"
+
+
+class PendingGradients:
+    """Gradients accumulated while backward goes on, and the functions waiting for theirs.
+
+    ``send(edges, gxs)`` delivers each gradient along its edge: summed into the
+    output slot of the creator it points at (which then waits its turn), or
+    into the leaf.  Iterating gives, one at a time, the waiting function with
+    the largest generation and its output gradients (a list, ``None`` where no
+    gradient came).  Functions wait in groups, one per generation, whose
+    generations sit in a heap: O(N log G) for N functions in G generations
+    (DeZero re-sorts a list on every insertion, O(N^2)).
+
+    With ``track_scratch``, it also remembers which gradient arrays nothing
+    else holds (fresh from a formula, or sums made here): ``scratch`` holds
+    their ids, and a formula may overwrite them.
+    """
+
+    def __init__(self, track_scratch: bool, on_leaf_done: Optional[Callable[[Any, Any], None]] = None,
+                 leaf_edges: Optional[dict] = None) -> None:
+        self.waiting: dict = {}      # generation -> [Function, ...]
+        self.generations: list = []  # heap of negated generations that have a group
+        self.grads: dict = {}        # Function -> gradient (one output) or list (several)
+        self.leaves: dict = {}       # leaf Variable -> accumulated gradient
+        self.track_scratch = track_scratch
+        self.scratch: set = set()    # ids of gradient arrays only this walk holds
+        # Leaves whose gradient must be handed on as soon as it is final: edges still to come.
+        self.leaf_edges = leaf_edges
+        self.on_leaf_done = on_leaf_done
+
+    def __iter__(self) -> Iterator[Tuple[Any, list]]:
+        waiting, generations, grads = self.waiting, self.generations, self.grads
+        while generations:
+            generation = -generations[0]
+            group = waiting[generation]
+            f = group.pop()
+            if not group:
+                del waiting[generation]
+                heapq.heappop(generations)
+            gys = grads.pop(f)
+            yield f, (gys if type(gys) is list else [gys])
+
+    def send(self, edges: list, gxs: Sequence[Any], fresh: bool = False, forget_leaves: bool = False) -> None:
+        """Deliver ``gxs[k]`` along ``edges[k]``.
+
+        ``fresh``: the arrays are new and held by no one.  ``forget_leaves``: the
+        function these edges belong to is being released, so its edges to leaves
+        become ``RELEASED_LEAF`` (a kept output then pins no input batch).
+        """
+        fresh = fresh and self.track_scratch
+        Variable = core.Variable
+        grads, leaves = self.grads, self.leaves
+        for k, edge in enumerate(edges):
+            if edge is None:
+                continue
+            gx = gxs[k]
+            if type(edge) is tuple:
+                creator, i = edge
+            elif isinstance(edge, Variable):  # a leaf
+                if gx is not None:
+                    g = leaves.get(edge)
+                    leaves[edge] = gx if g is None else g + gx
+                if self.leaf_edges and edge in self.leaf_edges:
+                    self._leaf_edge_done(edge)
+                if forget_leaves:
+                    edges[k] = RELEASED_LEAF
+                continue
+            else:
+                creator, i = edge, 0
+            if gx is None:
+                continue
+            g = grads.get(creator, _NOTHING)
+            if g is _NOTHING:  # the first gradient to reach this function: it waits its turn
+                if creator._released:  # its saved data is gone
+                    if cut_off(creator):
+                        continue  # unchain_backward cut it after that backward: nothing to do
+                    raise creator._freed_error()
+                n = len(creator.outputs)
+                if n == 1:
+                    grads[creator] = gx
+                else:
+                    slots = grads[creator] = [None] * n
+                    slots[i] = gx
+                generation = creator.generation
+                group = self.waiting.get(generation)
+                if group is None:
+                    self.waiting[generation] = [creator]
+                    heapq.heappush(self.generations, -generation)
+                else:
+                    group.append(creator)
+            elif type(g) is list and g[i] is None:
+                g[i] = gx
+            else:  # a second gradient for the same output: the sum is a new array
+                if type(g) is list:
+                    old = g[i]
+                    g[i] = total = old + gx
+                else:
+                    old = g
+                    grads[creator] = total = old + gx
+                if self.track_scratch:
+                    self.scratch.discard(id(old))
+                    if type(total) is np.ndarray:
+                        self.scratch.add(id(total))
+                continue
+            if fresh:
+                self.scratch.add(id(gx))
+
+    def _leaf_edge_done(self, leaf: Any) -> None:
+        """One more edge to ``leaf`` delivered; when it was the last, hand its gradient on now."""
+        counts = self.leaf_edges
+        counts[leaf] -= 1
+        if counts[leaf] == 0:
+            del counts[leaf]
+            self.on_leaf_done(leaf, self.leaves.pop(leaf, None))
