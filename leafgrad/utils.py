@@ -138,13 +138,24 @@ def gradient_check(f: Callable, x: Any, *args: Any, rtol: float = 1e-4, atol: fl
     """True when backpropagation through ``f`` at ``x`` matches the numerical gradient.
 
     ``x`` is converted to float64 first (as DeZero does); ``f(x, *args, **kwargs)``
-    may return a Variable of any shape (the gradient of its sum is checked).
+    may return a Variable of any shape.  What is compared is the gradient of
+    ``sum(w * f(x))`` for a fixed random ``w`` (DeZero used ``sum(f(x))``, whose
+    equal weights hide a gradient with the right values in the wrong places, and
+    under which ``softmax`` is a constant).  NumPy's global random state is not touched.
     """
-    from leafgrad.core import as_variable
+    from leafgrad.core import Variable, as_variable
     x = as_variable(x)
     x.data = x.data.astype(np.float64)
-    num_grad = numerical_grad(f, x, *args, **kwargs)
     y = f(x, *args, **kwargs)
+    w = np.asarray(np.random.RandomState(0).randn(*y.shape))
+
+    def weighted(v: Any, *a: Any, **k: Any) -> Any:
+        out = f(v, *a, **k)
+        return (out.data if isinstance(out, Variable) else out) * w
+
+    num_grad = numerical_grad(weighted, x, *args, **kwargs)
+    x.cleargrad()
+    y.grad = Variable(w.astype(y.dtype, copy=False))  # the seed: the gradient of sum(w * y)
     y.backward()
     if x.grad is None:
         print("gradient_check: backward gave no gradient for x")

@@ -282,3 +282,16 @@ def test_bad_arguments():
         checkpoint(3, lg.Variable(np.ones(2)))
     with pytest.raises(TypeError, match="checkpoint: fn must return a Variable"):
         checkpoint(lambda a: "nope", lg.Variable(np.ones(2)))
+
+
+def test_segment_reaching_a_released_graph_is_a_clear_error_not_a_crash():
+    # `h` comes from a graph that a backward already released (its leaf edges are gone).
+    # Finding the segment's leaves must walk past that graph; differentiating through it
+    # must then say how to keep it.
+    x = lg.Variable(np.ones((2, 3), np.float32))
+    W = _params(1, 3)[0]
+    h = F.matmul(x, W)
+    F.sum(h).backward()
+    y = checkpoint(lambda a: a * h, lg.Variable(np.ones((2, 3), np.float32)))
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        F.sum(y).backward()

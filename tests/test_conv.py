@@ -301,45 +301,7 @@ def test_im2col_col2im_gradient_check(to_matrix):
     assert gradient_check(lambda c_: C.col2im(c_, x.shape, 3, 2, 1, to_matrix), rand(*col.shape))
 
 
-def _grad_of(f, wrt):
-    """The gradient of sum(f(...) ** 2) with respect to ``wrt``, with its graph (for double backward)."""
-    def g(v):
-        v = v if isinstance(v, Variable) else Variable(v)  # numerical_grad passes arrays
-        y = f(v)
-        return lg.grad(lg.functions.sum(y * y), [wrt(v)], create_graph=True)[0]
-    return g
-
-
-@pytest.mark.parametrize("s,p", [(1, 1), (2, 0)])
-def test_conv2d_double_backward(s, p):
-    x, w, b = rand(2, 2, 5, 5), rand(3, 2, 3, 3, seed=1), rand(3, seed=2)
-    # d/dx of (d/dx sum(conv^2)), and the mixed second derivatives through W
-    assert gradient_check(_grad_of(lambda x_: C.conv2d(x_, w, b, s, p), lambda v: v), x)
-    wv = Variable(w)
-    assert gradient_check(lambda x_: _grad_of(lambda w_: C.conv2d(x_, w_, b, s, p), lambda v: v)(wv), x)
-    xv = Variable(x)
-    assert gradient_check(lambda w_: _grad_of(lambda x2: C.conv2d(x2, w_, b, s, p), lambda v: v)(xv), w)
-    assert gradient_check(_grad_of(lambda w_: C.conv2d(x, w_, b, s, p), lambda v: v), w)
-
-
-def test_deconv2d_double_backward():
-    x, w = rand(2, 2, 4, 4), rand(2, 3, 3, 3, seed=1)
-    assert gradient_check(_grad_of(lambda x_: C.deconv2d(x_, w, None, 2, 1), lambda v: v), x)
-    xv = Variable(x)
-    assert gradient_check(lambda w_: _grad_of(lambda x2: C.deconv2d(x2, w_, None, 2, 1), lambda v: v)(xv), w)
-
-
-@pytest.mark.parametrize("fn", ["pooling", "average_pooling", "im2col"])
-def test_pooling_and_im2col_double_backward(fn):
-    x = rand(2, 2, 6, 5)
-    f = getattr(C, fn)
-    assert gradient_check(_grad_of(lambda x_: f(x_, 3, 2, 1), lambda v: v), x)
-
-
-def test_col2im_double_backward():
-    x = rand(2, 2, 5, 5)
-    col = rand(*C.im2col(x, 2, 1, 0).shape)
-    assert gradient_check(_grad_of(lambda c_: C.col2im(c_, x.shape, 2, 1, 0), lambda v: v), col)
+# Second and third orders of every convolution function: tests/test_gradients.py.
 
 
 def test_second_order_gradient_of_pooling_gradient_is_the_scatter_of_ones():
@@ -354,47 +316,6 @@ def test_second_order_gradient_of_pooling_gradient_is_the_scatter_of_ones():
             a, b_ = np.unravel_index(np.argmax(win), (2, 2))
             mask[0, 0, 2 * i + a, 2 * j + b_] = 2.0
     np.testing.assert_allclose(ggx.data, mask)
-
-
-SECOND_ORDER_CASES = {
-    "conv2d-s1": (lambda x, w, b: C.conv2d(x, w, b, 1, 1), (2, 2, 5, 5), (3, 2, 3, 3), (3,)),
-    "conv2d-s2": (lambda x, w, b: C.conv2d(x, w, b, 2, 1), (2, 2, 5, 6), (3, 2, 3, 2), (3,)),
-    "deconv2d-s1": (lambda x, w, b: C.deconv2d(x, w, b, 1, 1), (2, 2, 4, 4), (2, 3, 3, 3), (3,)),
-    "deconv2d-s2": (lambda x, w, b: C.deconv2d(x, w, b, 2, 1), (2, 2, 3, 4), (2, 3, 3, 3), (3,)),
-    "pooling": (lambda x, w, b: C.pooling(x * w, 3, 2, 1), (2, 2, 5, 5), (1,), None),
-    "pooling-2x2": (lambda x, w, b: C.pooling(x * w, 2, 2), (2, 2, 4, 4), (1,), None),
-    "average_pooling": (lambda x, w, b: C.average_pooling(x * w, 3, 2, 1), (2, 2, 5, 5), (1,), None),
-    "average_pooling-2x2": (lambda x, w, b: C.average_pooling(x * w, 2, 2), (2, 2, 4, 4), (1,), None),
-    "im2col": (lambda x, w, b: C.im2col(x * w, 3, 2, 1), (2, 2, 5, 5), (1,), None),
-    "col2im": (lambda x, w, b: C.col2im(x * w, (2, 2, 4, 4), 2, 1, 0, to_matrix=False),
-               (2, 2, 2, 2, 3, 3), (1,), None),
-}
-
-
-@pytest.mark.parametrize("case", sorted(SECOND_ORDER_CASES))
-def test_backward_on_variables_equals_backward_array_up_to_third_order(case):
-    """Each gradient function's Variable ``backward`` (used when a graph is built) and its
-    ``backward_array`` (used otherwise) agree, at every order where one of them runs."""
-    f, xs, ws, bs = SECOND_ORDER_CASES[case]
-
-    def grads(order, create_last):
-        xv, wv = Variable(rand(*xs)), Variable(rand(*ws, seed=1))
-        bv = None if bs is None else Variable(rand(*bs, seed=2))
-        wrt = [v for v in (xv, wv, bv) if v is not None]
-        y = f(xv, wv, bv)
-        out = lg.functions.sum(y * y)
-        for k in range(order):
-            last = k == order - 1
-            gs = lg.grad(out, wrt, create_graph=create_last or not last)
-            if last:
-                return [g.data for g in gs]
-            out = lg.functions.sum(gs[0] * gs[0])
-            for g in gs[1:]:
-                out = out + lg.functions.sum(g * g)
-
-    for order in (1, 2, 3):
-        for a, b in zip(grads(order, False), grads(order, True)):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=f"order {order}")
 
 
 # =============================================================================

@@ -122,7 +122,7 @@ def _python_blocks(path):
     return blocks
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/memory.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/memory.md", "docs/internals.md"])
 def test_doc_snippets_run(doc, tmp_path, monkeypatch, capsys):
     """The Python blocks of the docs run, in order, in one namespace."""
     monkeypatch.chdir(tmp_path)
@@ -135,6 +135,9 @@ def test_doc_snippets_run(doc, tmp_path, monkeypatch, capsys):
     if doc == "README.md":
         assert "variable(24.0)" in out and "variable(44.0)" in out and "(2, 3) float32" in out
         assert "variable(27.0) None" in out
+    elif doc == "docs/internals.md":
+        assert "variable([ 0.75 12.  ]) variable([  3. -12.])" in out
+        assert "variable(-0.8322936730942846)" in out
     else:
         assert "forward: peak 22.9 MiB, current 15.3 MiB" in out
         assert "backward: peak 15.3 MiB, current -7.6 MiB" in out

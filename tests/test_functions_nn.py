@@ -7,7 +7,7 @@ import pytest
 import leafgrad as lg
 import leafgrad.functions as F
 from leafgrad import Variable, test_mode
-from test_functions_common import check_double, check_grad, needs_multi_output_backward, rand
+from test_functions_common import check_double, check_grad, rand
 
 
 # =============================================================================
@@ -291,7 +291,6 @@ def test_batch_norm_backward(shape):
         check_grad(lambda v: F.batch_norm(v, gamma, beta, np.full(3, 0.1), np.full(3, 2.0)) * w, x)
 
 
-@needs_multi_output_backward
 def test_batch_norm_and_layer_norm_double_backward():
     gamma, beta = rand(3, seed=1), rand(3, seed=2)
     check_double(lambda v: F.batch_norm(v, gamma, beta, np.zeros(3), np.ones(3)), rand(4, 3, seed=0))

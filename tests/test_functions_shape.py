@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import leafgrad.functions as F
 from leafgrad import Variable
-from test_functions_common import check_double, check_grad, needs_multi_output_backward, rand
+from test_functions_common import check_double, check_grad, rand
 
 MASK = np.array([[True, False, True], [False, False, True], [True, True, True], [False, True, False]])
 SMALL_SHAPES = hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)
@@ -71,7 +71,6 @@ def test_get_item_scatter_adds_repeated_indices():
     np.testing.assert_array_equal(x.grad.data, [7.0, 0.0, 0.0, 3.0])
 
 
-@needs_multi_output_backward
 def test_split_forward_backward_all_pieces():
     a = rand(5, 4, seed=3)
     pieces = F.split(Variable(a), [1, 3], axis=0)
@@ -139,7 +138,7 @@ def test_errors():
 @pytest.mark.parametrize("fn", [lambda h: F.reshape(h, (-1,)), F.transpose, lambda h: h[[0, 0, 1]],
                                 lambda h: F.concat([h, h], axis=1), lambda h: F.stack([h, h]),
                                 lambda h: F.broadcast_to(h, (2, 6, 5)), lambda h: F.sum_to(h, (1, 5)),
-                                pytest.param(lambda h: F.split(h, 2)[0], marks=needs_multi_output_backward)],
+                                lambda h: F.split(h, 2)[0]],
                          ids=["reshape", "transpose", "get_item", "concat", "stack", "broadcast_to", "sum_to",
                               "split"])
 def test_input_freed(no_gc, fn):

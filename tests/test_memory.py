@@ -187,3 +187,42 @@ def test_relu_backward_reuses_the_gradient_array_only_when_owned():
         assert calls == [((3, 4), False, False)]
     finally:
         ReLU.backward = original
+
+
+# =============================================================================
+# After backward, no function holds an array: for every public function
+# =============================================================================
+def _arrays_held(obj, seen=None):
+    """Arrays (and Variables, which hold one) reachable from ``obj``'s containers, not crossing into functions."""
+    from leafgrad.cuda import array_types
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, array_types + (Variable,)):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [a for item in obj for a in _arrays_held(item, seen)]
+    if isinstance(obj, dict):
+        return [a for item in obj.values() for a in _arrays_held(item, seen)]
+    return []
+
+
+def _cases():
+    from test_gradients import CASES
+    return CASES
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c.name)
+def test_no_function_holds_an_array_after_backward(case, no_gc):
+    from leafgrad import graph
+    arrays = case.arrays()
+    xs = [Variable(arrays[k]) for k in case.wrt]
+    loss = case.loss(xs, arrays)
+    functions = list(graph.functions_of([loss]))
+    assert functions, "the case built no graph"
+    loss.backward()
+    for f in graph.functions_of([loss]):  # the released graph stays while `loss` lives
+        held = {name: _arrays_held(value) for name, value in vars(f).items() if name != "outputs"}
+        held = {name: found for name, found in held.items() if found}
+        assert not held, f"{case.name}: {type(f).__name__} still holds arrays in {sorted(held)} after backward"

@@ -1,0 +1,260 @@
+"""Every public differentiable function, every differentiable argument: gradients checked at every order.
+
+One table, ``CASES``: a new function gets its row here (``test_every_public_function_has_a_case``
+fails until it does).  See ``gradcheck.py`` for what each check does.
+"""
+import zlib
+
+import numpy as np
+import pytest
+
+import leafgrad as lg
+import leafgrad.functions as F
+from leafgrad import Variable
+from leafgrad.checkpoint import checkpoint
+from leafgrad.functions import conv
+from leafgrad.functions.normalization import Standardize
+from leafgrad.functions.shape import GetItemGrad
+
+from gradcheck import GradCase, check_float32, check_order
+
+
+def rnd(name, *shape, lo=None, hi=None, away=0.0):
+    """Reproducible inputs: standard normal (or uniform in [lo, hi]), at least ``away`` from 0."""
+    rs = np.random.RandomState(zlib.crc32(name.encode()) + len(shape) * 31 + sum(shape))
+    if lo is not None:
+        return rs.uniform(lo, hi, shape)
+    x = rs.randn(*shape)
+    if away:
+        x = np.where(x >= 0, x + away, x - away)
+    return x
+
+
+def distinct(name, *shape):
+    """Values with no ties and no two within 0.05 of each other (for max, pooling, maximum)."""
+    rs = np.random.RandomState(zlib.crc32(name.encode()))
+    n = int(np.prod(shape))
+    return (rs.permutation(n) * 0.1 - 0.05 * n + 0.033).reshape(shape)
+
+
+LABELS = np.array([0, 2, 1, 2])
+IDS = np.array([[0, 3, 3], [1, 0, 2]])
+CONDITION = np.array([[True, False, True, True], [False, True, False, True], [True, True, False, False]])
+ELEMENTWISE = (1, 2, 3)  # third order too, as the book's step 35 does for tanh
+
+
+def _dropout(x):
+    np.random.seed(7)  # the same mask at every evaluation
+    return F.dropout(x, 0.4)
+
+
+def _segment(x, W):
+    return F.tanh(F.matmul(x, W)) * x
+
+
+def _standardize_all_outputs(x):
+    return Standardize((0,), 1e-5)(x)  # xhat, mean and var, each with a gradient
+
+
+# The gradient functions, checked as functions of their own inputs: their backward is
+# what the second and third derivatives of the functions above run.
+_POOL_X = distinct("pool-indexes", 1, 2, 4, 4)
+_POOL_GEOM = conv._geometry("pooling", (4, 4), 2, 2, 0)
+_POOL_INDEXES = conv._max_pool(_POOL_X, _POOL_GEOM, want_index=True)[1]
+
+
+def _pooling_grad(gy):
+    return conv.Pooling2DGrad(_POOL_X.shape, _POOL_GEOM)(gy, _POOL_INDEXES)
+
+
+def _pooling_with_indexes(x):
+    return conv.Pooling2DWithIndexes(_POOL_X.shape, _POOL_GEOM)(x, _POOL_INDEXES)
+
+
+def _average_pooling_grad(gy):
+    return conv.AveragePooling2DGrad((1, 2, 5, 5), conv._geometry("average_pooling", (5, 5), 3, 2, 1))(gy)
+
+
+C = GradCase
+CASES = [
+    # ---- arithmetic (the operators of Variable) ---------------------------------------
+    C("add", F.add, [rnd("a", 3, 4), rnd("b", 4)]),
+    C("add_same_shape", lambda a, b: a + b, [rnd("a", 3, 4), rnd("b", 3, 4)]),
+    C("add_constant", lambda x: 2.5 + x, [rnd("x", 3, 4)]),
+    C("sub", F.sub, [rnd("a", 3, 4), rnd("b", 3, 1)]),
+    C("rsub", F.rsub, [rnd("a", 4), rnd("b", 3, 4)]),
+    C("sub_constant", lambda x: x - 1.5, [rnd("x", 3, 4)]),
+    C("constant_sub", lambda x: 2.0 - x, [rnd("x", 3, 4)]),
+    C("mul", F.mul, [rnd("a", 3, 4), rnd("b", 4)]),
+    C("mul_constant", lambda x: x * 1.7, [rnd("x", 3, 4)]),
+    C("div", F.div, [rnd("a", 3, 4), rnd("b", 4, away=0.5)]),
+    C("rdiv", F.rdiv, [rnd("a", 3, 1, away=0.5), rnd("b", 3, 4)]),
+    C("div_constant", lambda x: x / 1.3, [rnd("x", 3, 4)]),
+    C("constant_div", lambda x: 2.0 / x, [rnd("x", 3, 4, away=0.5)]),
+    C("neg", F.neg, [rnd("x", 3, 4)]),
+    C("pow", lambda x: F.pow(x, 3), [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("pow_fractional", lambda x: x ** 2.5, [rnd("x", 3, 4, lo=0.5, hi=2.0)], orders=ELEMENTWISE),
+    # ---- element-wise math ----------------------------------------------------------
+    C("square", F.square, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("exp", F.exp, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("log", F.log, [rnd("x", 3, 4, lo=0.5, hi=3.0)], orders=ELEMENTWISE),
+    C("sin", F.sin, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("cos", F.cos, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("tanh", F.tanh, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("sigmoid", F.sigmoid, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("abs", F.abs, [rnd("x", 3, 4, away=0.1)]),
+    C("clip", lambda x: F.clip(x, -0.5, 0.7), [distinct("clip", 3, 4) * 0.3]),
+    C("maximum", F.maximum, [distinct("m0", 3, 4), distinct("m1", 4) + 0.01]),
+    C("maximum_scalar", lambda x: F.maximum(x, 0.1), [distinct("ms", 3, 4)]),
+    C("minimum", F.minimum, [distinct("n0", 3, 1) + 0.01, distinct("n1", 3, 4)]),
+    C("where", lambda x0, x1: F.where(CONDITION, x0, x1), [rnd("w0", 3, 4), rnd("w1", 4)]),
+    # ---- activations ------------------------------------------------------------------
+    C("sigmoid_simple", F.sigmoid_simple, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("relu", F.relu, [rnd("x", 3, 4, away=0.1)]),
+    C("leaky_relu", F.leaky_relu, [rnd("x", 3, 4, away=0.1)]),
+    C("leaky_relu_negative_slope", lambda x: F.leaky_relu(x, -0.3), [rnd("x", 3, 4, away=0.1)]),
+    C("softmax", F.softmax, [rnd("x", 3, 4)]),
+    C("softmax_axes", lambda x: F.softmax(x, axis=(0, 2)), [rnd("x", 2, 3, 2)]),
+    C("softmax_simple", F.softmax_simple, [rnd("x", 3, 4)]),
+    C("log_softmax", F.log_softmax, [rnd("x", 3, 4)]),
+    C("log_softmax_axis0", lambda x: F.log_softmax(x, axis=0), [rnd("x", 3, 4)]),
+    C("gelu", F.gelu, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("elu", F.elu, [rnd("x", 3, 4, away=0.1)], orders=ELEMENTWISE),
+    C("elu_negative_alpha", lambda x: F.elu(x, -0.5), [rnd("x", 3, 4, away=0.1)], orders=ELEMENTWISE),
+    C("softplus", F.softplus, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("softplus_beta", lambda x: F.softplus(x, beta=2.0), [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("silu", F.silu, [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    # ---- shapes -------------------------------------------------------------------------
+    C("reshape", lambda x: F.reshape(x, (2, 6)), [rnd("x", 3, 4)]),
+    C("transpose", lambda x: F.transpose(x, (1, 2, 0)), [rnd("x", 2, 3, 4)]),
+    C("broadcast_to", lambda x: F.broadcast_to(x, (2, 3, 4)), [rnd("x", 3, 1)]),
+    C("sum_to", lambda x: F.sum_to(x, (3, 1)), [rnd("x", 2, 3, 4)]),
+    C("get_item", lambda x: F.get_item(x, ([0, 0, 2], slice(1, None))), [rnd("x", 3, 4)]),
+    C("get_item_basic", lambda x: x[1:, ::2], [rnd("x", 3, 4)]),
+    C("expand_dims", lambda x: F.expand_dims(x, -1), [rnd("x", 3, 4)]),
+    C("flatten", F.flatten, [rnd("x", 2, 3, 2)]),
+    C("concat", lambda a, b, c: F.concat([a, b, c], axis=1), [rnd("a", 2, 3), rnd("b", 2, 1), rnd("c", 2, 2)]),
+    C("stack", lambda a, b, c: F.stack([a, b, c], axis=1), [rnd("a", 2, 3), rnd("b", 2, 3), rnd("c", 2, 3)]),
+    C("split", lambda x: F.split(x, [1, 3], axis=1), [rnd("x", 3, 4)]),
+    C("split_one_piece_used", lambda x: F.split(x, 2, axis=0)[1], [rnd("x", 4, 3)]),
+    # ---- reductions -----------------------------------------------------------------------
+    C("sum", lambda x: F.sum(x, axis=1, keepdims=True), [rnd("x", 3, 4)]),
+    C("sum_all", F.sum, [rnd("x", 3, 4)]),
+    C("max", lambda x: F.max(x, axis=1), [distinct("max", 3, 4)]),
+    C("min", lambda x: F.min(x, axis=(0, 2), keepdims=True), [distinct("min", 2, 3, 2)]),
+    C("mean", lambda x: F.mean(x, axis=-1), [rnd("x", 3, 4)]),
+    C("average", lambda x, w: F.average(x, axis=1, weights=w), [rnd("x", 3, 4), rnd("w", 4, lo=0.5, hi=1.5)]),
+    C("average_same_shape", lambda x, w: F.average(x, weights=w), [rnd("x", 3, 2), rnd("w", 3, 2, lo=0.5, hi=1.5)]),
+    C("var", lambda x: F.var(x, axis=0, ddof=1), [rnd("x", 4, 3)]),
+    C("logsumexp", lambda x: F.logsumexp(x, axis=1), [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    # ---- linear algebra, layers' functions ----------------------------------------------
+    C("matmul", F.matmul, [rnd("x", 3, 4), rnd("W", 4, 2)]),
+    C("matmul_batched", F.matmul, [rnd("x", 2, 3, 4), rnd("W", 4, 2)]),
+    C("linear", F.linear, [rnd("x", 3, 4), rnd("W", 4, 2), rnd("b", 2)]),
+    C("linear_no_bias", F.linear, [rnd("x", 3, 4), rnd("W", 4, 2)]),
+    C("linear_3d", F.linear, [rnd("x", 2, 3, 4), rnd("W", 4, 2), rnd("b", 2)]),
+    C("linear_simple", F.linear_simple, [rnd("x", 3, 4), rnd("W", 4, 2), rnd("b", 2)]),
+    C("dropout", _dropout, [rnd("x", 3, 4)]),
+    C("embed_id", lambda W: F.embed_id(IDS, W), [rnd("W", 4, 3)]),
+    C("batch_norm", lambda x, g, b: F.batch_norm(x, g, b, np.zeros(3), np.ones(3)),
+      [rnd("x", 4, 3), rnd("g", 3), rnd("b", 3)]),
+    C("batch_norm_4d", lambda x, g, b: F.batch_norm(x, g, b, np.zeros(2), np.ones(2)),
+      [rnd("x", 2, 2, 2, 2), rnd("g", 2), rnd("b", 2)]),
+    C("batch_nrom", lambda x, g, b: F.batch_nrom(x, g, b, np.zeros(3), np.ones(3)),
+      [rnd("x", 4, 3), rnd("g", 3), rnd("b", 3)]),
+    C("layer_norm", F.layer_norm, [rnd("x", 3, 4), rnd("g", 4), rnd("b", 4)]),
+    C("standardize_all_outputs", _standardize_all_outputs, [rnd("x", 4, 3)]),
+    # ---- losses -------------------------------------------------------------------------
+    C("mean_squared_error", F.mean_squared_error, [rnd("a", 4, 3), rnd("b", 4, 3)]),
+    C("mean_squared_error_simple", F.mean_squared_error_simple, [rnd("a", 4, 3), rnd("b", 4, 3)]),
+    C("softmax_cross_entropy", lambda x: F.softmax_cross_entropy(x, LABELS), [rnd("x", 4, 3)]),
+    C("softmax_cross_entropy_ignore", lambda x: F.softmax_cross_entropy(x, np.array([0, -1, 1, 2]),
+                                                                         ignore_index=-1), [rnd("x", 4, 3)]),
+    C("softmax_cross_entropy_simple", lambda x: F.softmax_cross_entropy_simple(x, LABELS), [rnd("x", 4, 3)]),
+    C("sigmoid_cross_entropy", F.sigmoid_cross_entropy, [rnd("x", 4, 1), rnd("t", 4, 1, lo=0.0, hi=1.0)]),
+    C("binary_cross_entropy", F.binary_cross_entropy,
+      [rnd("p", 4, 1, lo=0.1, hi=0.9), rnd("t", 4, 1, lo=0.0, hi=1.0)]),
+    # ---- convolution ----------------------------------------------------------------------
+    C("conv2d", lambda x, W, b: F.conv2d(x, W, b, 1, 1), [rnd("x", 2, 2, 4, 4), rnd("W", 3, 2, 3, 3), rnd("b", 3)]),
+    C("conv2d_stride2", lambda x, W: F.conv2d(x, W, None, 2, 1), [rnd("x", 1, 2, 5, 4), rnd("W", 2, 2, 3, 2)]),
+    C("conv2d_simple", lambda x, W, b: F.conv2d_simple(x, W, b, 1, 1),
+      [rnd("x", 2, 2, 3, 3), rnd("W", 3, 2, 3, 3), rnd("b", 3)]),
+    C("deconv2d", lambda x, W, b: F.deconv2d(x, W, b, 2, 1), [rnd("x", 1, 2, 3, 3), rnd("W", 2, 3, 3, 3), rnd("b", 3)]),
+    C("pooling", lambda x: F.pooling(x, 3, 2, 1), [distinct("pool", 2, 2, 5, 5)], orders=ELEMENTWISE),
+    C("pooling_2x2", lambda x: F.pooling(x, 2, 2), [distinct("pool2", 1, 2, 4, 4)], orders=ELEMENTWISE),
+    C("pooling_simple", lambda x: F.pooling_simple(x, 2, 2), [distinct("pools", 1, 2, 4, 4)]),
+    C("average_pooling", lambda x: F.average_pooling(x, 3, 2, 1), [rnd("x", 1, 2, 5, 5)], orders=ELEMENTWISE),
+    C("im2col", lambda x: F.im2col(x, 3, 2, 1), [rnd("x", 1, 2, 4, 4)], orders=ELEMENTWISE),
+    C("im2col_tensor", lambda x: F.im2col(x, 2, 1, 0, to_matrix=False), [rnd("x", 1, 2, 3, 3)]),
+    C("col2im", lambda x: F.col2im(x, (1, 2, 4, 4), 2, 2, 0, to_matrix=False), [rnd("x", 1, 2, 2, 2, 2, 2)],
+      orders=ELEMENTWISE),
+    C("pooling2d_grad", _pooling_grad, [rnd("gy", 1, 2, 2, 2)]),
+    C("pooling2d_with_indexes", _pooling_with_indexes, [rnd("x", 1, 2, 4, 4)]),
+    C("average_pooling2d_grad", _average_pooling_grad, [rnd("gy", 1, 2, 3, 3)]),
+    C("conv2d_grad_w", lambda x, gy: conv.Conv2DGradW((3, 3), (1, 1), (1, 1))(x, gy),
+      [rnd("x", 1, 2, 3, 3), rnd("gy", 1, 2, 3, 3)]),
+    C("get_item_grad", lambda gy: GetItemGrad(([0, 0, 2], slice(1, None)), (3, 4))(gy), [rnd("gy", 3, 3)]),
+    # ---- gradient checkpointing (its recorded walk is refused: first order only) -----------
+    C("checkpoint", lambda x, W: checkpoint(_segment, x, W), [rnd("x", 3, 4), rnd("W", 4, 4)],
+      orders=(1,), recorded=False),
+]
+BY_NAME = {case.name: case for case in CASES}
+assert len(BY_NAME) == len(CASES), "two cases share a name"
+
+#: Public names of leafgrad.functions that have no row, and why.
+EXEMPT = {
+    "accuracy": "a metric: not differentiable (returns a Variable without a graph)",
+    "im2col_array": "an array function (no Variables, no graph); checked through im2col",
+    "col2im_array": "an array function (no Variables, no graph); checked through col2im",
+}
+
+
+def _ids(cases):
+    return [c.name for c in cases]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_first_order_both_walks(case):
+    check_order(case, 1)
+
+
+SECOND = [c for c in CASES if 2 in c.orders]
+THIRD = [c for c in CASES if 3 in c.orders]
+
+
+@pytest.mark.parametrize("case", SECOND, ids=_ids(SECOND))
+def test_second_order(case):
+    check_order(case, 2)
+
+
+@pytest.mark.parametrize("case", THIRD, ids=_ids(THIRD))
+def test_third_order(case):
+    check_order(case, 3)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_float32_in_float32_out_at_every_order(case):
+    check_float32(case)
+
+
+def test_every_public_function_has_a_case():
+    """A public function of leafgrad.functions has a row in CASES (by name or name_variant) or an exemption."""
+    covered = {name for name in BY_NAME}
+    missing = []
+    for name in F.__all__:
+        obj = getattr(F, name)
+        if isinstance(obj, type):  # Function classes are checked through their functions
+            continue
+        if name in EXEMPT:
+            continue
+        if name not in covered and not any(c.startswith(name + "_") for c in covered):
+            missing.append(name)
+    assert not missing, f"no gradient-check case for {missing}: add a row to CASES in {__file__}"
+
+
+def test_checkpoint_refuses_the_recorded_walk():
+    case = BY_NAME["checkpoint"]
+    x, W = (Variable(a) for a in case.arrays())
+    with pytest.raises(RuntimeError, match="double backward"):
+        lg.grad(F.sum(case.f(x, W)), [x], create_graph=True)
