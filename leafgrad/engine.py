@@ -96,14 +96,18 @@ def _seeds(outputs: Sequence[Variable], grad_outputs: Sequence[Any], create_grap
 def _run_formula(f: Function, gys: list, create_graph: bool, scratch: set) -> tuple:
     """Run ``f``'s gradient formula on its output gradients; return one input gradient per edge.
 
-    ``scratch``: ids of gradient arrays that only the walk holds.  A function that
-    ``overwrites_gy`` may write its result into such a ``gy``; once handed to a
-    formula, an array is no longer the walk's alone (it may come back as a result).
+    ``scratch``: ids of gradient arrays that only the walk holds, waiting for a
+    function that ``overwrites_gy``: that function may write its result into its ``gy``.
     """
     if f.retain_inputs is None:  # written the book's way: backward on Variables
         gxs = _book_style_backward(f, gys, create_graph)
-    elif scratch:
-        gxs = _backward_on_scratch(f, gys, scratch)
+    elif scratch and id(gys[0]) in scratch:
+        scratch.discard(id(gys[0]))  # handed over: no longer the walk's alone
+        f.may_overwrite_gy = True
+        try:
+            gxs = f.backward(*gys)
+        finally:
+            f.may_overwrite_gy = False
     else:
         gxs = f.backward(*gys)
     if type(gxs) is not tuple:
@@ -115,21 +119,6 @@ def _run_formula(f: Function, gys: list, create_graph: bool, scratch: set) -> tu
         return tuple([_as_grad(g, True) for g in gxs])
     if _LEGACY_PROMOTION:
         gxs = _keep_input_dtypes(f, gxs)
-    return gxs
-
-
-def _backward_on_scratch(f: Function, gys: list, scratch: set) -> Any:
-    """``f.backward`` when some gradient arrays belong to the walk alone (see ``_run_formula``)."""
-    if f.overwrites_gy and id(gys[0]) in scratch:
-        f.may_overwrite_gy = True
-        try:
-            gxs = f.backward(*gys)
-        finally:
-            f.may_overwrite_gy = False
-    else:
-        gxs = f.backward(*gys)
-    for g in gys:  # handed to a formula: no longer the walk's alone (it may come back as a result)
-        scratch.discard(id(g))
     return gxs
 
 

@@ -279,8 +279,9 @@ class PendingGradients:
     (DeZero re-sorts a list on every insertion, O(N^2)).
 
     With ``track_scratch``, it also remembers which gradient arrays nothing
-    else holds (fresh from a formula, or sums made here): ``scratch`` holds
-    their ids, and a formula may overwrite them.
+    else holds (fresh from a formula, or sums made here) when they wait for a
+    function that ``overwrites_gy``: ``scratch`` holds their ids, and that
+    function may write its result into them.
     """
 
     def __init__(self, track_scratch: bool, on_leaf_done: Optional[Callable[[Any, Any], None]] = None,
@@ -364,12 +365,12 @@ class PendingGradients:
                 else:
                     old = g
                     grads[creator] = total = old + gx
-                if self.track_scratch:
+                if self.track_scratch and creator.overwrites_gy:
                     self.scratch.discard(id(old))
                     if type(total) is np.ndarray:
                         self.scratch.add(id(total))
                 continue
-            if fresh:
+            if fresh and creator.overwrites_gy:
                 self.scratch.add(id(gx))
 
     def _leaf_edge_done(self, leaf: Any) -> None:
