@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/dezero_suite.py BOOK [--steps 1-60] [--no-steps] [--no-tests]
+    python tools/dezero_suite.py BOOK [--steps 1-60] [--no-steps] [--no-tests] [--network]
                                       [--python PY] [--reference-python PY] [--timeout S]
 
 ``BOOK`` is a copy of https://github.com/oreilly-japan/deep-learning-from-scratch-3
@@ -16,7 +16,7 @@ Usage::
   line: the same words, and the same numbers up to ``--rtol``; for the steps
   that seed nothing (``UNSEEDED``) only the words; the same exit status (a step
   that stops with an error must stop with the same last line); and the same
-  files written. Steps that download data are skipped.
+  files written. Steps that download data are skipped (``--network`` runs them).
 * Tests: DeZero's tests run under pytest twice, on DeZero and on leafgrad
   (``import dezero`` resolving to leafgrad through ``leafgrad.compat``).
   Where DeZero's test itself is wrong (``DEZERO_IS_WRONG``) a failure on
@@ -33,7 +33,7 @@ docs/compat.md). With Chainer and NumPy 1.26 in one interpreter::
     /tmp/np1/bin/python tools/dezero_suite.py path/to/deep-learning-from-scratch-3
 
 The exit status is 0 when every step agrees and every test passes or fails
-only where expected, 1 otherwise. No network is used.
+only where expected, 1 otherwise. No network is used unless ``--network``.
 """
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def run_steps(book: Path, wanted: set, args: argparse.Namespace) -> dict:
         if number not in wanted:
             continue
         found = NEEDS_NETWORK.search(path.read_text(encoding="utf-8"))
-        if found:
+        if found and not args.network:
             counts["network"] += 1
             print(f"{path.stem}  skipped    needs the network ({found.group(1)})", flush=True)
             continue
@@ -321,6 +321,8 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--steps", default="1-60", help="which steps, e.g. 1-60 or 28,29,45-50 (1-60)")
     parser.add_argument("--no-steps", action="store_true", help="do not run the steps")
     parser.add_argument("--no-tests", action="store_true", help="do not run DeZero's tests")
+    parser.add_argument("--network", action="store_true",
+                        help="also run the steps that download data sets and weights (skipped by default)")
     parser.add_argument("--no-reference", action="store_true",
                         help="do not run DeZero's tests on DeZero (the steps always run on both)")
     parser.add_argument("--python", default=sys.executable,
