@@ -109,6 +109,21 @@ def test_mixed_precision_program():
         assert lines[0].endswith("float32 float64")  # the weights stay float32, their gradient is float64
 
 
+def test_cnn_rnn_program():
+    """Book steps 54-60: seeded dropout and test mode, im2col, conv and pooling, a CNN, an LSTM with
+    truncated BPTT; DeZero prints these lines (float32 sums compared to float32 precision)."""
+    lines = run_program("cnn_rnn.py")
+    assert lines[:3] == ["dropout train variable([2. 2. 0. 2. 2. 2.])",
+                         "dropout test variable([1. 1. 1. 1. 1. 1.])",
+                         "im2col (32, 27) (2, 3, 5, 3, 3, 5)"]
+    assert lines[3].startswith("conv (2, 4, 7, 7) (2, 4, 3, 3) ")
+    np.testing.assert_allclose(numbers(lines[3])[-2:], [180.526, 2378.229], rtol=1e-5)
+    np.testing.assert_allclose(numbers(lines[4]), [0.0569, 1.0], atol=1e-4)
+    losses = [float(line.rsplit(" ", 1)[1]) for line in lines[5:]]
+    assert [line.split(",")[0] for line in lines[5:]] == ["lstm epoch 1", "lstm epoch 2", "lstm epoch 3"]
+    np.testing.assert_allclose(losses, [0.340044, 0.121909, 0.046778], atol=2e-6)
+
+
 def _have(module, *names):
     try:
         mod = importlib.import_module(module)
