@@ -24,6 +24,9 @@ import leafgrad.serialization  # noqa: E402,F401
 
 __version__ = "0.1.0"
 
+#: DeZero's switch between its two cores (the book's steps 28-29 read it); leafgrad has one core, the full one.
+is_simple_core = False
+
 __all__ = [
     "Variable", "Parameter", "Function", "Config", "using_config", "no_grad", "enable_grad",
     "test_mode", "is_grad_enabled", "as_variable", "as_array", "grad", "checkpoint",

@@ -22,6 +22,9 @@ How names map:
   ``leafgrad.core`` and ``leafgrad.config`` (DeZero keeps ``Config`` and
   ``using_config`` in its core); ``dezero.functions_conv`` is a proxy over
   ``leafgrad.functions`` (and ``leafgrad.functions.conv`` when it exists).
+* ``dezero.core_simple.Variable`` is :class:`SimpleVariable`: the book's first
+  core (steps 1-32) keeps gradients as arrays, and its steps 28-29 write
+  ``x.data -= lr * x.grad``.
 """
 from __future__ import annotations
 
@@ -35,7 +38,9 @@ import sys
 import types
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["install", "uninstall", "is_installed", "run_path", "run_module", "main"]
+from leafgrad.core import Variable
+
+__all__ = ["install", "uninstall", "is_installed", "run_path", "run_module", "main", "SimpleVariable"]
 
 ALIAS = "dezero"
 TARGET = "leafgrad"
@@ -53,6 +58,34 @@ _TOP_LEVEL_EXTRAS = {
 
 def setup_variable() -> None:
     """DeZero's operator set-up; leafgrad's ``Variable`` has its operators already, so nothing to do."""
+
+
+_VARIABLE_GRAD = Variable.grad  # the slot that holds a Variable's gradient
+
+
+class SimpleVariable(Variable):
+    """``dezero.core_simple.Variable``: a Variable whose ``grad`` reads as an array, as in the book's first core.
+
+    The gradient is stored as a Variable (the engine adds to it as usual); only
+    reading it gives its array, so ``x.data -= lr * x.grad`` works as in the
+    book's steps 28-29.
+    """
+
+    __slots__ = ()
+
+    @property
+    def grad(self) -> Any:
+        """The gradient's array, or None."""
+        g = _VARIABLE_GRAD.__get__(self)
+        return None if g is None else g.data
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        _VARIABLE_GRAD.__set__(self, value if value is None or isinstance(value, Variable) else Variable(value))
+
+
+#: Names a proxy module answers itself, before looking in its source modules.
+_OWN_NAMES = {ALIAS + ".core_simple": {"Variable": SimpleVariable}}
 
 
 #: Proxy modules: alias name -> (source modules searched in order, optional ones marked with '?').
@@ -79,6 +112,8 @@ def _make_getattr(module: types.ModuleType, alias: str, sources: Sequence[str]) 
     """A module-level ``__getattr__`` for the proxy ``module``; a name found once is kept in its dict."""
 
     def lookup(name: str) -> Any:
+        if name in _OWN_NAMES.get(alias, {}):
+            return _OWN_NAMES[alias][name]
         for mod in _source_modules(sources):
             if hasattr(mod, name):
                 return getattr(mod, name)

@@ -8,6 +8,10 @@ temporaries of the update formulas go to a scratch buffer the optimizer keeps
 (as large as its largest parameter) and are written with ``out=`` and in-place
 operators.  Hyperparameters are used as Python floats, so float32 parameters
 stay float32 under NumPy 2 even when a schedule sets ``lr`` to a NumPy float64.
+Each temporary has the dtype of the term of DeZero's formula it holds: a
+float64 gradient of a float32 parameter (from a float64 input) is scaled in
+float64 and rounded once, as DeZero's ``param.data -= lr * grad`` does, so a
+seeded program prints the same numbers on both.
 
 Per-parameter state (momentum, running averages) is created at a parameter's
 first update and can be exported and restored with ``state_dict()`` /
@@ -35,8 +39,8 @@ __all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam",
 class _Scratch:
     """Reusable flat buffers, one set per (array module, dtype), viewed in any shape up to the largest.
 
-    ``get(like, k)`` returns the ``k``-th temporary shaped like ``like``; its
-    contents are garbage.  The buffers grow to the largest parameter seen and
+    ``get(like, k, dtype)`` returns the ``k``-th temporary shaped like ``like``,
+    of ``dtype`` (``like``'s by default); its contents are garbage.  The buffers grow to the largest parameter seen and
     are then reused by every step.
     """
 
@@ -45,12 +49,13 @@ class _Scratch:
     def __init__(self) -> None:
         self._buffers: Dict[tuple, Any] = {}
 
-    def get(self, like: Any, k: int = 0) -> Any:
+    def get(self, like: Any, k: int = 0, dtype: Any = None) -> Any:
         xp = cuda.get_array_module(like)
-        key = (xp.__name__, like.dtype.str, k)
+        dtype = like.dtype if dtype is None else np.dtype(dtype)
+        key = (xp.__name__, dtype.str, k)
         buf = self._buffers.get(key)
         if buf is None or buf.size < like.size:
-            buf = self._buffers[key] = xp.empty(like.size, dtype=like.dtype)
+            buf = self._buffers[key] = xp.empty(like.size, dtype=dtype)
         return buf[:like.size].reshape(like.shape)
 
     def clear(self) -> None:
@@ -321,7 +326,7 @@ class SGD(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         data, grad = param.data, param.grad.data
-        tmp = self._scratch.get(data)
+        tmp = self._scratch.get(data, 0, grad.dtype)
         cuda.get_array_module(data).multiply(grad, float(self.lr), out=tmp)
         data -= tmp
 
@@ -340,7 +345,7 @@ class MomentumSGD(Optimizer):
     def update_one(self, param: Parameter) -> None:
         data, grad = param.data, param.grad.data
         v = self._slots(param)["v"]
-        tmp = self._scratch.get(data)
+        tmp = self._scratch.get(data, 0, grad.dtype)
         cuda.get_array_module(data).multiply(grad, float(self.lr), out=tmp)
         v *= float(self.momentum)
         v -= tmp
@@ -362,10 +367,11 @@ class AdaGrad(Optimizer):
         xp = cuda.get_array_module(param.data)
         data, grad = param.data, param.grad.data
         h = self._slots(param)["h"]
-        step = self._scratch.get(data, 0)
-        tmp = self._scratch.get(data, 1)
+        step = self._scratch.get(data, 0, np.result_type(grad, data))
+        tmp = self._scratch.get(data, 1, grad.dtype)
         xp.multiply(grad, grad, out=tmp)
         h += tmp
+        tmp = self._scratch.get(data, 1)
         xp.sqrt(h, out=tmp)
         tmp += float(self.eps)
         xp.multiply(grad, float(self.lr), out=step)
@@ -394,18 +400,21 @@ class AdaDelta(Optimizer):
         slots = self._slots(param)
         msg, msdx = slots["msg"], slots["msdx"]
         rho, eps = float(self.rho), float(self.eps)
-        dx = self._scratch.get(data, 0)
-        tmp = self._scratch.get(data, 1)
+        wide = np.result_type(grad, data)
+        dx = self._scratch.get(data, 0, wide)
+        tmp = self._scratch.get(data, 1, grad.dtype)
 
         xp.multiply(grad, 1 - rho, out=tmp)
         tmp *= grad
         msg *= rho
         msg += tmp
-        xp.add(msdx, eps, out=dx)
+        rate, tmp = self._scratch.get(data, 1), self._scratch.get(data, 2)
+        xp.add(msdx, eps, out=rate)
         xp.add(msg, eps, out=tmp)
-        dx /= tmp
-        xp.sqrt(dx, out=dx)
-        dx *= grad
+        rate /= tmp
+        xp.sqrt(rate, out=rate)
+        xp.multiply(rate, grad, out=dx)
+        tmp = self._scratch.get(data, 1, wide)
         xp.multiply(dx, 1 - rho, out=tmp)
         tmp *= dx
         msdx *= rho
@@ -452,7 +461,7 @@ class Adam(Optimizer):
         m, v = slots["m"], slots["v"]
         beta1, beta2, eps = float(self.beta1), float(self.beta2), float(self.eps)
         step = self._scratch.get(data, 0)
-        tmp = self._scratch.get(data, 1)
+        tmp = self._scratch.get(data, 1, np.result_type(grad, data))
 
         xp.subtract(grad, m, out=tmp)
         tmp *= 1 - beta1
@@ -461,6 +470,7 @@ class Adam(Optimizer):
         tmp -= v
         tmp *= 1 - beta2
         v += tmp
+        tmp = self._scratch.get(data, 1)
         xp.sqrt(v, out=tmp)
         tmp += eps
         xp.multiply(m, self.lr, out=step)

@@ -82,6 +82,48 @@ def test_regression_program():
     assert lines[1:] == ["no_grad_creator True", "config_creator True"]
 
 
+def test_simple_core_program():
+    """Book steps 28-29: ``dezero.core_simple.Variable`` keeps array gradients (``x.data -= lr * x.grad``)."""
+    lines = run_program("simple_core.py")
+    assert len(lines) == 10
+    np.testing.assert_allclose(numbers(lines[1]), [50, 3.1078618771866737, -1.1527980942669915], rtol=1e-13)
+    np.testing.assert_allclose(numbers(lines[3]), [150, 3.5806204099163237, -1.1789818909121939], rtol=1e-13)
+    assert all(line.endswith(" False") for line in lines[:4])  # the gradient is not a Variable
+    np.testing.assert_allclose(numbers(lines[9]), [5, 1.130901122629998], rtol=1e-13)
+
+
+def test_mixed_precision_program():
+    """Book steps 44-46: float64 data through float32 layers; DeZero (on NumPy 1.26) prints these numbers.
+
+    NumPy 1.x: leafgrad's engine gives the float32 weights a float32 gradient where DeZero's is float64
+    (the numbers then agree to about 1e-4 only).
+    """
+    lines = run_program("mixed_precision.py")
+    expected = [0.14606166234464918, 0.032887932149656664, 0.03295617664918138, 0.04130130751008247,
+                0.02361998350441988, 0.031292562605914155, 0.030940089026939375, 0.029064983946398715]
+    got = [numbers(line)[-1] for line in lines]
+    numpy2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+    np.testing.assert_allclose(got, expected, rtol=1e-13 if numpy2 else 1e-3)
+    assert [line.split()[0] for line in lines[3:]] == ["SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam"]
+    if numpy2:
+        assert lines[0].endswith("float32 float64")  # the weights stay float32, their gradient is float64
+
+
+def test_cnn_rnn_program():
+    """Book steps 54-60: seeded dropout and test mode, im2col, conv and pooling, a CNN, an LSTM with
+    truncated BPTT; DeZero prints these lines (float32 sums compared to float32 precision)."""
+    lines = run_program("cnn_rnn.py")
+    assert lines[:3] == ["dropout train variable([2. 2. 0. 2. 2. 2.])",
+                         "dropout test variable([1. 1. 1. 1. 1. 1.])",
+                         "im2col (32, 27) (2, 3, 5, 3, 3, 5)"]
+    assert lines[3].startswith("conv (2, 4, 7, 7) (2, 4, 3, 3) ")
+    np.testing.assert_allclose(numbers(lines[3])[-2:], [180.526, 2378.229], rtol=1e-5)
+    np.testing.assert_allclose(numbers(lines[4]), [0.0569, 1.0], atol=1e-4)
+    losses = [float(line.rsplit(" ", 1)[1]) for line in lines[5:]]
+    assert [line.split(",")[0] for line in lines[5:]] == ["lstm epoch 1", "lstm epoch 2", "lstm epoch 3"]
+    np.testing.assert_allclose(losses, [0.340044, 0.121909, 0.046778], atol=2e-6)
+
+
 def _have(module, *names):
     try:
         mod = importlib.import_module(module)
@@ -177,7 +219,8 @@ def test_alias_resolves_to_leafgrad(alias):
     from dezero.core import Config, Parameter
     from dezero.core_simple import Variable as SimpleVariable
 
-    assert Variable is leafgrad.Variable and SimpleVariable is leafgrad.Variable
+    assert Variable is leafgrad.Variable and issubclass(SimpleVariable, leafgrad.Variable)
+    assert dezero.is_simple_core is False
     assert Function is leafgrad.Function and Parameter is leafgrad.Parameter
     assert F is leafgrad.functions and dezero.functions is leafgrad.functions
     assert sys.modules["dezero.functions"] is leafgrad.functions

@@ -165,6 +165,56 @@ def test_adam_lr_property_and_counter():
     assert opt.lr == pytest.approx(0.01 * math.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3), rel=1e-15)
 
 
+# ---- the same rounding as DeZero: each term of the rule in the dtype NumPy gives it ----
+def inplace_rule(name, p, state, g, t):
+    """One update of ``p`` in place, each rule written as one NumPy expression per line (DeZero's order)."""
+    if name == "SGD":
+        p -= 0.01 * g
+    elif name == "MomentumSGD":
+        v = state.setdefault("v", np.zeros_like(p))
+        v *= 0.9
+        v -= 0.01 * g
+        p += v
+    elif name == "AdaGrad":
+        h = state.setdefault("h", np.zeros_like(p))
+        h += g * g
+        p -= 0.001 * g / (np.sqrt(h) + 1e-8)
+    elif name == "AdaDelta":
+        msg, msdx = state.setdefault("msg", np.zeros_like(p)), state.setdefault("msdx", np.zeros_like(p))
+        msg *= 0.95
+        msg += (1 - 0.95) * g * g
+        dx = np.sqrt((msdx + 1e-6) / (msg + 1e-6)) * g
+        msdx *= 0.95
+        msdx += (1 - 0.95) * dx * dx
+        p -= dx
+    else:
+        m, v = state.setdefault("m", np.zeros_like(p)), state.setdefault("v", np.zeros_like(p))
+        m += (1 - 0.9) * (g - m)
+        v += (1 - 0.999) * (g * g - v)
+        p -= 0.001 * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-8)
+
+
+@pytest.mark.parametrize("grad_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam])
+def test_mixed_precision_rounds_as_the_plain_numpy_rule(make, grad_dtype):
+    """A float64 gradient of a float32 parameter (a float64 input, as in the book's step 46) is
+    applied in float64 and rounded once: the same bits as DeZero's ``param.data -= lr * grad``."""
+    layer = Layer()
+    layer.W = Parameter(np.random.RandomState(0).randn(64, 32).astype(np.float32))
+    expected = {n: p.data.copy() for n, p in layer.named_params()}
+    states = {n: {} for n in expected}
+    opt = make().setup(layer)
+    for step in range(5):
+        grads = grads_for(layer, step, grad_dtype)
+        set_grads(layer, grads)
+        opt.update()
+        for name in expected:
+            inplace_rule(make.__name__, expected[name], states[name], grads[name], step + 1)
+    for name, p in layer.named_params():
+        assert p.data.dtype == np.float32
+        np.testing.assert_array_equal(p.data, expected[name])
+
+
 def test_no_allocation_per_step():
     class Big(Layer):
         def __init__(self):
