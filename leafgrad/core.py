@@ -25,11 +25,13 @@ The backward walk itself is in :mod:`leafgrad.engine`.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from leafgrad import graph, ops
+from leafgrad.checks import ARRAY, NUMBER, REAL_KINDS, checked, describe
 from leafgrad.config import _enable_backprop
 from leafgrad.cuda import array_types, cupy, get_array_module
 
@@ -66,13 +68,15 @@ def as_variable(obj: Union["Variable", ArrayLike]) -> "Variable":
 
 
 def _constant(obj: ArrayLike) -> "Variable":
-    """Wrap an array or scalar that a function received directly: a constant, never given a gradient."""
-    if type(obj) is not np.ndarray:
-        if isinstance(obj, (list, tuple)):
-            raise TypeError(f"a {type(obj).__name__} is not supported as a function input; "
-                            "pass a Variable or an ndarray")
-        if not isinstance(obj, array_types):
-            obj = np.asarray(obj)
+    """Wrap an array or scalar that a function received directly: a constant, never given a gradient.
+
+    ``None`` becomes a Variable without data, as in DeZero (``Linear()(x, W, None)``:
+    no bias).  Anything else that is not a real number or an array of them is a ``TypeError``.
+    """
+    if type(obj) is not np.ndarray and obj is not None and not isinstance(obj, array_types):
+        if not ARRAY.accepts(obj):
+            raise TypeError(f"{describe(obj)} is not a real number or an array of them")
+        obj = np.asarray(obj)
     v = Variable(obj)
     v.requires_grad = False
     return v
@@ -89,6 +93,8 @@ def _as_operand(other: Any, like: "Variable"):
         return other
     if isinstance(other, array_types) and other.ndim > 0:
         return other
+    if not ARRAY.accepts(other):
+        return other  # not a number: Function.__call__ refuses it, naming the function and argument
     data = like.data
     xp = np if cupy is None else get_array_module(data)
     arr = xp.asarray(other)
@@ -138,8 +144,12 @@ class Variable:
     __array_ufunc__ = None
 
     def __init__(self, data: Any, name: Optional[str] = None) -> None:
-        if data is not None and not isinstance(data, array_types):
-            raise TypeError("{} is not supported".format(type(data)))
+        if data is not None:
+            if not isinstance(data, array_types):
+                raise TypeError("{} is not supported".format(type(data)))
+            if data.dtype.kind not in REAL_KINDS:
+                raise TypeError(f"Variable: data must be an array of real numbers (float, int or bool), "
+                                f"got {describe(data)}")
         self.data = data
         self.name = name
         self.grad: Optional[Variable] = None
@@ -296,32 +306,34 @@ class Variable:
         return _functions().get_item(self, slices)
 
     # ---- operators ---------------------------------------------------------------
+    # (they call what add, sub, ... call, without those public functions' argument checks:
+    # ``self`` is a Variable, and a bad ``other`` is refused by Function.__call__)
     def __add__(self, other: Any) -> "Variable":
-        return add(self, other)
+        return _binary(self, other, Add, AddConstant, AddConstant)
 
     def __radd__(self, other: Any) -> "Variable":
-        return add(self, other)
+        return _binary(self, other, Add, AddConstant, AddConstant)
 
     def __sub__(self, other: Any) -> "Variable":
-        return sub(self, other)
+        return _binary(self, other, Sub, _subtract_constant, ConstantSub)
 
     def __rsub__(self, other: Any) -> "Variable":
-        return rsub(self, other)
+        return _binary(other, self, Sub, _subtract_constant, ConstantSub)
 
     def __mul__(self, other: Any) -> "Variable":
-        return mul(self, other)
+        return _binary(self, other, Mul, MulConstant, MulConstant)
 
     def __rmul__(self, other: Any) -> "Variable":
-        return mul(self, other)
+        return _binary(self, other, Mul, MulConstant, MulConstant)
 
     def __truediv__(self, other: Any) -> "Variable":
-        return div(self, other)
+        return _binary(self, other, Div, DivConstant, ConstantDiv)
 
     def __rtruediv__(self, other: Any) -> "Variable":
-        return rdiv(self, other)
+        return _binary(other, self, Div, DivConstant, ConstantDiv)
 
     def __neg__(self) -> "Variable":
-        return neg(self)
+        return Neg()(self)
 
     def __pow__(self, c: Any) -> "Variable":
         return pow(self, c)
@@ -380,6 +392,9 @@ class Function:
     retain_inputs: Optional[tuple] = None
     #: Output positions whose arrays backward reads.
     retain_outputs: tuple = ()
+    #: Input positions that ``forward`` computes on in floating point: integer and bool arrays there
+    #: are converted to float64 first (what NumPy's own functions give), never truncated.
+    float_inputs: tuple = ()
     #: True when ``backward`` returns new arrays that the function does not keep (no views, no
     #: array returned twice): the walk may then let the next function overwrite them.
     fresh_gradients = False
@@ -387,6 +402,12 @@ class Function:
     #: (``self.may_overwrite_gy``, set by the walk for a gradient nobody else holds).
     overwrites_gy = False
     may_overwrite_gy = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A gradient formula written outside leafgrad may return Variables even on the
+        # first-order walk (DeZero's style, e.g. a subclass of F.Softmax): the walk unwraps them.
+        cls._unwrap_gradients = "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad.")
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
         """Run ``forward`` on the inputs' arrays; record this function in the graph when recording is on.
@@ -397,11 +418,17 @@ class Function:
         xs = []
         for i, x in enumerate(inputs):
             if not isinstance(x, Variable):
-                x = inputs[i] = _constant(x)
+                try:
+                    x = inputs[i] = _constant(x)
+                except TypeError:
+                    raise TypeError(f"{type(self).__name__}: argument {_argument_name(self, i)} must be "
+                                    f"{ARRAY.wanted}, got {describe(x)}") from None
             xs.append(x.data)
+        if self.float_inputs:
+            _to_float(self.float_inputs, xs)
         try:
             ys = self.forward(*xs)
-        except (ValueError, IndexError, TypeError) as err:
+        except (ValueError, IndexError, TypeError, AttributeError) as err:
             raise _explain(err, self, xs) from err
         if type(ys) is np.ndarray:  # one output: the common case
             outputs = [Variable(ys)]
@@ -528,6 +555,8 @@ class Function:
     _edges: Optional[list] = None
     #: True once backward ran through this function without retain_graph: its data is gone.
     _released = False
+    _unwrap_gradients = False
+    _input_dtypes: Optional[list] = None
 
 
 def _float_kind(dtype: Any) -> bool:
@@ -550,9 +579,43 @@ def _keep_float_dtype(xs: Sequence[Any], outputs: list) -> None:
             y.data = y.data.astype(widest)
 
 
+def _argument_name(func: Function, i: int) -> str:
+    """The name of ``forward``'s argument ``i`` (``xs[2]`` for ``forward(self, *xs)``), for messages."""
+    names = _ARGUMENT_NAMES.get(type(func))
+    if names is None:
+        names = []
+        for p in list(inspect.signature(type(func).forward).parameters.values())[1:]:
+            names.append(("*" if p.kind is p.VAR_POSITIONAL else "") + p.name)
+        _ARGUMENT_NAMES[type(func)] = names
+    for k, name in enumerate(names):
+        if name.startswith("*"):
+            return f"{name[1:]}[{i - k}]"
+        if k == i:
+            return name
+    return f"#{i}"
+
+
+_ARGUMENT_NAMES: dict = {}
+
+
+def _to_float(positions: tuple, xs: list) -> None:
+    """Integer and bool arrays at ``positions`` of ``xs`` become float64 (in place in the list)."""
+    for i in positions:
+        if i < len(xs) and xs[i] is not None and xs[i].dtype.kind in "biu":
+            xs[i] = xs[i].astype(np.float64)
+
+
 def _explain(err: Exception, func: Function, xs: Sequence[Any]) -> Exception:
-    """Re-raise a NumPy error from ``forward`` with the function's name and its input shapes."""
+    """Re-raise a NumPy error from ``forward`` with the function's name and its input shapes.
+
+    An input without data (``None``) is named: that is the usual cause.
+    """
     name = type(func).__name__
+    for i, x in enumerate(xs):
+        if x is None:
+            return TypeError(f"{name}: argument {_argument_name(func, i)} is None; expected {ARRAY.wanted}")
+    if isinstance(err, AttributeError):
+        return err
     message = str(err)
     if message.startswith(name) or message.startswith(name.lower()):
         return err
@@ -601,6 +664,7 @@ class Add(Function):
                 ops.sum_to(gy, self.x1_shape) if need1 else None)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def add(x0: Any, x1: Any) -> Variable:
     """``x0 + x1``."""
     return _binary(x0, x1, Add, AddConstant, AddConstant)
@@ -641,11 +705,13 @@ def _subtract_constant(c: Any) -> "AddConstant":
     return AddConstant(-c)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def sub(x0: Any, x1: Any) -> Variable:
     """``x0 - x1``."""
     return _binary(x0, x1, Sub, _subtract_constant, ConstantSub)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def rsub(x0: Any, x1: Any) -> Variable:
     """``x1 - x0`` (the reflected ``-``)."""
     return sub(x1, x0)
@@ -678,6 +744,7 @@ class Neg(Function):
         return -gy
 
 
+@checked(x=ARRAY)
 def neg(x: Any) -> Variable:
     """``-x``."""
     return Neg()(x)
@@ -699,6 +766,7 @@ class Mul(Function):
                 ops.sum_to(gy * x0, x1.shape) if need1 else None)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def mul(x0: Any, x1: Any) -> Variable:
     """``x0 * x1``."""
     return _binary(x0, x1, Mul, MulConstant, MulConstant)
@@ -736,11 +804,13 @@ class Div(Function):
                 ops.sum_to(gy * (-x0 / (x1 * x1)), x1.shape) if need1 else None)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def div(x0: Any, x1: Any) -> Variable:
     """``x0 / x1``."""
     return _binary(x0, x1, Div, DivConstant, ConstantDiv)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def rdiv(x0: Any, x1: Any) -> Variable:
     """``x1 / x0`` (the reflected ``/``)."""
     return div(x1, x0)
@@ -797,11 +867,13 @@ class Pow(Function):
         return c * x ** (c - 1) * gy
 
 
+@checked(x=ARRAY)
 def pow(x: Any, c: Any) -> Variable:
     """``x ** c``; ``c`` is a constant (a Python or NumPy number)."""
     if isinstance(c, Variable):
         raise TypeError("pow: the exponent must be a constant number, not a Variable "
                         "(write exp(c * log(x)) for a variable exponent)")
+    NUMBER.check("pow", "c", c)
     if isinstance(c, np.generic):
         c = c.item()  # a NumPy float64 exponent would turn float32 into float64 under NumPy 2
     return Pow(c)(x)

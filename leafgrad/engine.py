@@ -115,10 +115,10 @@ def _run_formula(f: Function, gys: list, create_graph: bool, scratch: set) -> tu
     if len(gxs) != len(f._edges):
         raise ValueError(f"{type(f).__name__}.backward returned {len(gxs)} gradients "
                          f"for {len(f._edges)} inputs")
-    if create_graph:
-        return tuple([_as_grad(g, True) for g in gxs])
-    if _LEGACY_PROMOTION:
-        gxs = _keep_input_dtypes(f, gxs)
+    if create_graph or f._unwrap_gradients:
+        gxs = tuple([_as_grad(g, create_graph) for g in gxs])
+    if _LEGACY_PROMOTION and not create_graph:
+        gxs = _keep_input_dtypes(f, gxs, gys)
     return gxs
 
 
@@ -230,17 +230,25 @@ def _own(g: Any, stored: set) -> Variable:
     return Variable(g)
 
 
-def _keep_input_dtypes(f: Function, gxs: tuple) -> tuple:
-    """NumPy 1.x only: a gradient has the floating dtype of its input (NumPy 1 may widen 0-d math)."""
-    dtypes = getattr(f, "_input_dtypes", None)
-    if dtypes is None:
+def _keep_input_dtypes(f: Function, gxs: tuple, gys: list) -> tuple:
+    """NumPy 1.x only: a gradient wider than every float that went into it is narrowed back.
+
+    NumPy 1 widens 0-d float32 arithmetic with Python numbers to float64; NumPy 2
+    does not.  What counts as "went into it": the function's inputs and the
+    gradients it received.  A float64 gradient of a float32 weight that met float64
+    data stays float64, as on NumPy 2 and in DeZero.
+    """
+    widest = None
+    for dtype in list(f._input_dtypes or ()) + [getattr(g, "dtype", None) for g in gys]:
+        if dtype is not None and dtype.kind == "f" and (widest is None or dtype.itemsize > widest.itemsize):
+            widest = dtype
+    if widest is None:
         return gxs
     fixed = []
-    for gx, dtype in zip(gxs, dtypes):
+    for gx in gxs:
         gdtype = getattr(gx, "dtype", None)
-        if (gdtype is not None and dtype is not None and gdtype != dtype
-                and gdtype.kind == "f" and dtype.kind == "f"):
-            gx = gx.astype(dtype)
+        if gdtype is not None and gdtype.kind == "f" and gdtype.itemsize > widest.itemsize:
+            gx = gx.astype(widest)
         fixed.append(gx)
     return tuple(fixed)
 

@@ -124,7 +124,7 @@ def test_errors():
         F.stack([x[0], x[:, 0]])
     with pytest.raises(ValueError, match=r"split: axis 1 of length 3 .* cannot be split into 2 equal sections"):
         F.split(x, 2, axis=1)
-    with pytest.raises(TypeError, match="concat: expected a list or tuple"):
+    with pytest.raises(TypeError, match="concat: xs must be a list or tuple"):
         F.concat(x)
     with pytest.raises(ValueError, match="concat: needs at least one input"):
         F.concat([])

@@ -4,6 +4,7 @@ One table, ``CASES``: a new function gets its row here (``test_every_public_func
 fails until it does).  See ``gradcheck.py`` for what each check does.
 """
 import zlib
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -60,19 +61,11 @@ def _standardize_all_outputs(x):
 # what the second and third derivatives of the functions above run.
 _POOL_X = distinct("pool-indexes", 1, 2, 4, 4)
 _POOL_GEOM = conv._geometry("pooling", (4, 4), 2, 2, 0)
-_POOL_INDEXES = conv._max_pool(_POOL_X, _POOL_GEOM, want_index=True)[1]
-
-
-def _pooling_grad(gy):
-    return conv.Pooling2DGrad(_POOL_X.shape, _POOL_GEOM)(gy, _POOL_INDEXES)
-
-
-def _pooling_with_indexes(x):
-    return conv.Pooling2DWithIndexes(_POOL_X.shape, _POOL_GEOM)(x, _POOL_INDEXES)
-
-
-def _average_pooling_grad(gy):
-    return conv.AveragePooling2DGrad((1, 2, 5, 5), conv._geometry("average_pooling", (5, 5), 3, 2, 1))(gy)
+# what the gradient functions read from the pooling they differentiate
+_MAX_POOLING = SimpleNamespace(input_shape=_POOL_X.shape, geom=_POOL_GEOM,
+                               indexes=conv._max_pool(_POOL_X, _POOL_GEOM, want_index=True)[1])
+_AVERAGE_POOLING = SimpleNamespace(input_shape=(1, 2, 5, 5), geom=conv._geometry("average_pooling", (5, 5), 3, 2, 1))
+_CONVOLUTION = SimpleNamespace(kernel_size=(3, 3), stride=1, pad=1)
 
 
 C = GradCase
@@ -189,10 +182,10 @@ CASES = [
     C("im2col_tensor", lambda x: F.im2col(x, 2, 1, 0, to_matrix=False), [rnd("x", 1, 2, 3, 3)]),
     C("col2im", lambda x: F.col2im(x, (1, 2, 4, 4), 2, 2, 0, to_matrix=False), [rnd("x", 1, 2, 2, 2, 2, 2)],
       orders=ELEMENTWISE),
-    C("pooling2d_grad", _pooling_grad, [rnd("gy", 1, 2, 2, 2)]),
-    C("pooling2d_with_indexes", _pooling_with_indexes, [rnd("x", 1, 2, 4, 4)]),
-    C("average_pooling2d_grad", _average_pooling_grad, [rnd("gy", 1, 2, 3, 3)]),
-    C("conv2d_grad_w", lambda x, gy: conv.Conv2DGradW((3, 3), (1, 1), (1, 1))(x, gy),
+    C("pooling2d_grad", lambda gy: conv.Pooling2DGrad(_MAX_POOLING)(gy), [rnd("gy", 1, 2, 2, 2)]),
+    C("pooling2d_with_indexes", lambda x: conv.Pooling2DWithIndexes(_MAX_POOLING)(x), [rnd("x", 1, 2, 4, 4)]),
+    C("average_pooling2d_grad", lambda gy: conv.AveragePooling2DGrad(_AVERAGE_POOLING)(gy), [rnd("gy", 1, 2, 3, 3)]),
+    C("conv2d_grad_w", lambda x, gy: conv.Conv2DGradW(_CONVOLUTION)(x, gy),
       [rnd("x", 1, 2, 3, 3), rnd("gy", 1, 2, 3, 3)]),
     C("get_item_grad", lambda gy: GetItemGrad(([0, 0, 2], slice(1, None)), (3, 4))(gy), [rnd("gy", 3, 3)]),
     # ---- gradient checkpointing (its recorded walk is refused: first order only) -----------

@@ -12,17 +12,20 @@ import math
 from typing import Any
 
 from leafgrad import ops
+from leafgrad.checks import ARRAY, AXIS, NUMBER, checked, choice, normalize_axes, shape_of
 from leafgrad.config import _enable_backprop
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import get_array_module
-from leafgrad.functions._checks import normalize_axes, shape_of
 from leafgrad.functions.math import exp, sigmoid
 from leafgrad.functions.reduce import sum
 
 __all__ = ["sigmoid", "sigmoid_simple", "relu", "leaky_relu", "softmax", "softmax_simple",
-           "log_softmax", "gelu", "elu", "softplus", "silu"]
+           "log_softmax", "gelu", "elu", "softplus", "silu",
+           # DeZero's Function classes, with its constructor arguments
+           "ReLU", "LeakyReLU", "Softmax", "LogSoftmax"]
 
 
+@checked(x=ARRAY)
 def sigmoid_simple(x: Any) -> Variable:
     """The logistic function written with ``exp`` (the book's first version; prefer ``sigmoid``)."""
     x = as_variable(x)
@@ -50,6 +53,7 @@ class ReLU(Function):
         return ops.mul(gy, ops.data(y) > 0, overwrite_a=self.may_overwrite_gy)
 
 
+@checked(x=ARRAY)
 def relu(x: Any) -> Variable:
     """Rectified linear unit ``max(x, 0)`` element-wise."""
     return ReLU()(x)
@@ -76,6 +80,7 @@ class LeakyReLU(Function):
         return gy * xp.where(positive, dtype(1), dtype(self.slope))
 
 
+@checked(x=ARRAY, slope=NUMBER)
 def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
     """Leaky ReLU: ``x`` where ``x > 0``, ``slope * x`` elsewhere."""
     return LeakyReLU(float(slope))(x)
@@ -87,6 +92,7 @@ def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
 class _OverAxis(Function):
     """Base of ``Softmax`` and ``LogSoftmax``: an ``axis``, and a backward that keeps only the output."""
 
+    float_inputs = (0,)
     retain_inputs = ()
     retain_outputs = (0,)
 
@@ -110,11 +116,13 @@ class Softmax(_OverAxis):
         return gx - y * ops.sum(gx, self.axis, keepdims=True)
 
 
+@checked(x=ARRAY, axis=AXIS)
 def softmax(x: Any, axis: Any = 1) -> Variable:
     """Softmax over ``axis`` (default 1, the class axis of a batch), stable for inputs of any magnitude."""
     return Softmax(normalize_axes("softmax", axis, shape_of(x)))(x)
 
 
+@checked(x=ARRAY, axis=AXIS)
 def softmax_simple(x: Any, axis: Any = 1) -> Variable:
     """Softmax written with ``exp`` and ``sum`` (the book's first version: overflows for large inputs)."""
     x = as_variable(x)
@@ -139,6 +147,7 @@ class LogSoftmax(_OverAxis):
         return gy - ops.exp(y) * ops.sum(gy, self.axis, keepdims=True)
 
 
+@checked(x=ARRAY, axis=AXIS)
 def log_softmax(x: Any, axis: Any = 1) -> Variable:
     """``log(softmax(x))`` over ``axis`` (default 1), computed stably."""
     return LogSoftmax(normalize_axes("log_softmax", axis, shape_of(x)))(x)
@@ -174,6 +183,7 @@ def _normal_cdf(x):
 class NormalCdf(Function):
     """``Phi(x)``, the standard normal CDF; its derivative is the normal density."""
 
+    float_inputs = (0,)
     retain_inputs = (0,)
 
     def forward(self, x):
@@ -187,6 +197,7 @@ class NormalCdf(Function):
 class GELU(Function):
     """``x * Phi(x)`` (exact) or its tanh approximation; backward reads the input."""
 
+    float_inputs = (0,)
     retain_inputs = (0,)
 
     def __init__(self, approximate: str) -> None:
@@ -217,6 +228,7 @@ class GELU(Function):
         return gy * (ops.call(NormalCdf(), x) + x * density)
 
 
+@checked(x=ARRAY, approximate=choice("none", "tanh"))
 def gelu(x: Any, approximate: str = "none") -> Variable:
     """Gaussian error linear unit ``x * Phi(x)``, as ``torch.nn.functional.gelu``.
 
@@ -235,6 +247,7 @@ class ELU(Function):
     and the boolean mask ``x > 0``.
     """
 
+    float_inputs = (0,)
     retain_inputs = ()
     retain_outputs = (0,)
 
@@ -256,6 +269,7 @@ class ELU(Function):
         return gy * ops.where(positive, 1.0, y + self.alpha)
 
 
+@checked(x=ARRAY, alpha=NUMBER)
 def elu(x: Any, alpha: float = 1.0) -> Variable:
     """Exponential linear unit: ``x`` where ``x > 0``, ``alpha * (exp(x) - 1)`` elsewhere."""
     return ELU(float(alpha))(x)
@@ -267,6 +281,7 @@ class Softplus(Function):
     The derivative ``sigmoid(beta x)`` equals ``1 - exp(-beta y)``.
     """
 
+    float_inputs = (0,)
     retain_inputs = ()
     retain_outputs = (0,)
 
@@ -276,7 +291,7 @@ class Softplus(Function):
     def forward(self, x):
         xp = get_array_module(x)
         bx = x * self.beta if self.beta != 1.0 else x
-        y = -xp.abs(bx)
+        y = xp.asarray(-xp.abs(bx))  # (an array even for a 0-d input: written in place below)
         xp.exp(y, out=y)
         xp.log1p(y, out=y)
         y += xp.maximum(bx, 0)
@@ -289,6 +304,7 @@ class Softplus(Function):
         return gy * (1 - ops.exp(y * -self.beta))  # sigmoid(beta x), from the output
 
 
+@checked(x=ARRAY, beta=NUMBER)
 def softplus(x: Any, beta: float = 1.0) -> Variable:
     """Softplus ``log(1 + exp(beta x)) / beta`` element-wise, finite for inputs of any magnitude."""
     beta = float(beta)
@@ -300,6 +316,7 @@ def softplus(x: Any, beta: float = 1.0) -> Variable:
 class SiLU(Function):
     """``x * sigmoid(x)`` (swish); backward reads the input."""
 
+    float_inputs = (0,)
     retain_inputs = (0,)
 
     def forward(self, x):
@@ -316,6 +333,7 @@ class SiLU(Function):
         return gy * (s * (1 + x * (1 - s)))
 
 
+@checked(x=ARRAY)
 def silu(x: Any) -> Variable:
     """Sigmoid linear unit (swish) ``x * sigmoid(x)`` element-wise."""
     return SiLU()(x)

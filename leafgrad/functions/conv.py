@@ -45,6 +45,7 @@ import numpy as np
 from leafgrad import ops
 from leafgrad.config import _enable_backprop
 from leafgrad.core import Function, Variable
+from leafgrad.checks import ARRAY, BOOL, OPTIONAL_ARRAY, OPTIONAL_PAIR, PAIR, SHAPE, checked
 from leafgrad.cuda import get_array_module
 from leafgrad.functions.nn import linear
 from leafgrad.functions.reduce import sum as _sum
@@ -53,7 +54,8 @@ from leafgrad.utils import get_conv_outsize, get_deconv_outsize, pair
 __all__ = [
     "conv2d", "conv2d_simple", "deconv2d", "pooling", "pooling_simple", "average_pooling",
     "im2col", "col2im", "im2col_array", "col2im_array",
-]
+           # DeZero's Function classes, with its constructor arguments
+           "Conv2d", "Deconv2d", "Conv2DGradW", "Pooling", "Pooling2DGrad", "Pooling2DWithIndexes", "AveragePooling", "AveragePooling2DGrad", "Im2col", "Col2im"]
 
 IntOrPair = Union[int, Tuple[int, int]]
 
@@ -141,6 +143,7 @@ def _windows(img: Any, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int) -> 
             yield img[:, :, rows, j:j + sw * (ow - 1) + 1:sw]
 
 
+@checked(img=ARRAY, kernel_size=PAIR, stride=PAIR, pad=PAIR, to_matrix=BOOL)
 def im2col_array(img: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0,
                  to_matrix: bool = True) -> Any:
     """The patches of ``img`` (N, C, H, W) under a sliding kernel, as an array.
@@ -163,6 +166,7 @@ def im2col_array(img: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: I
     return col
 
 
+@checked(col=ARRAY, img_shape=SHAPE, kernel_size=PAIR, stride=PAIR, pad=PAIR, to_matrix=BOOL)
 def col2im_array(col: Any, img_shape: tuple, kernel_size: IntOrPair, stride: IntOrPair = 1,
                  pad: IntOrPair = 0, to_matrix: bool = True) -> Any:
     """The adjoint of ``im2col_array``: add each patch of ``col`` back to its place in an image of ``img_shape``."""
@@ -464,6 +468,7 @@ class Im2col(Function):
         return ops.call(Col2im(self.input_shape, self.kernel_size, self.stride, self.pad, self.to_matrix), gy)
 
 
+@checked(x=ARRAY, kernel_size=PAIR, stride=PAIR, pad=PAIR, to_matrix=BOOL)
 def im2col(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0,
            to_matrix: bool = True) -> Variable:
     """The patches of ``x`` (N, C, H, W) under a sliding ``kernel_size`` window (zero padding).
@@ -492,6 +497,7 @@ class Col2im(Function):
         return ops.call(Im2col(self.kernel_size, self.stride, self.pad, self.to_matrix), gy)
 
 
+@checked(x=ARRAY, input_shape=SHAPE, kernel_size=PAIR, stride=PAIR, pad=PAIR, to_matrix=BOOL)
 def col2im(x: Any, input_shape: tuple, kernel_size: IntOrPair, stride: IntOrPair = 1,
            pad: IntOrPair = 0, to_matrix: bool = True) -> Variable:
     """The adjoint of ``im2col``: patches ``x`` summed back into an image of ``input_shape`` (N, C, H, W)."""
@@ -524,13 +530,14 @@ class Conv2d(Function):
         self.pad = pair(pad)
 
     def forward(self, x, W, b=None):
+        self.kernel_size = W.shape[2:]
         return _conv_forward(x, W, b, self.stride, self.pad)
 
     def backward(self, gy):
         x, W = self.get_retained_inputs()
         need = self.needs_input_grad
         gx = ops.call(Deconv2d(self.stride, self.pad, x.shape[2:]), gy, W) if need[0] else None
-        gW = ops.call(Conv2DGradW(W.shape[2:], self.stride, self.pad), x, gy) if need[1] else None
+        gW = ops.call(Conv2DGradW(self), x, gy) if need[1] else None
         return (gx, gW) + _bias_grad(need, gy)
 
 
@@ -551,6 +558,7 @@ def _check_conv_args(name: str, x: Any, W: Any, b: Any, transposed: bool = False
     return xs, ws
 
 
+@checked(x=ARRAY, W=ARRAY, b=OPTIONAL_ARRAY, stride=PAIR, pad=PAIR)
 def conv2d(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair = 0) -> Variable:
     """2-D convolution: ``x`` (N, C, H, W), ``W`` (OC, C, KH, KW), optional ``b`` (OC,) -> (N, OC, OH, OW).
 
@@ -582,6 +590,7 @@ class Deconv2d(Function):
                 get_deconv_outsize(x_shape[3], kernel[1], self.stride[1], self.pad[1]))
 
     def forward(self, x, W, b=None):
+        self.kernel_size = W.shape[2:]
         y = _conv_grad_x(x, W, self._out_hw(x.shape, W.shape[2:]), self.stride, self.pad)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
@@ -591,10 +600,11 @@ class Deconv2d(Function):
         x, W = self.get_retained_inputs()
         need = self.needs_input_grad
         gx = ops.call(Conv2d(self.stride, self.pad), gy, W) if need[0] else None
-        gW = ops.call(Conv2DGradW(W.shape[2:], self.stride, self.pad), gy, x) if need[1] else None
+        gW = ops.call(Conv2DGradW(self), gy, x) if need[1] else None
         return (gx, gW) + _bias_grad(need, gy)
 
 
+@checked(x=ARRAY, W=ARRAY, b=OPTIONAL_ARRAY, stride=PAIR, pad=PAIR, outsize=OPTIONAL_PAIR)
 def deconv2d(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair = 0,
              outsize: Optional[IntOrPair] = None) -> Variable:
     """Transposed convolution: ``x`` (N, C, H, W), ``W`` (C, OC, KH, KW), optional ``b`` (OC,) -> (N, OC, OH, OW).
@@ -625,15 +635,17 @@ def deconv2d(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPai
 class Conv2DGradW(Function):
     """The filter gradient of ``conv2d``: ``x`` (N, C, H, W) and ``gy`` (N, OC, OH, OW) -> (OC, C, KH, KW).
 
-    Linear in each input; its own backward is a ``deconv2d`` and a ``conv2d``.
+    Made, as in DeZero, from the ``Conv2d`` (or ``Deconv2d``) whose filter it
+    differentiates: its kernel size, stride and padding.  Linear in each input;
+    its own backward is a ``Deconv2d`` and a ``Conv2d``.
     """
 
     retain_inputs = (0, 1)
 
-    def __init__(self, kernel_size: tuple, stride: tuple, pad: tuple) -> None:
-        self.kernel_size = tuple(kernel_size)
-        self.stride = pair(stride)
-        self.pad = pair(pad)
+    def __init__(self, conv2d: Any) -> None:
+        self.kernel_size = tuple(conv2d.kernel_size)
+        self.stride = pair(conv2d.stride)
+        self.pad = pair(conv2d.pad)
 
     def forward(self, x, gy):
         return _conv_grad_W(x, gy, self.kernel_size, self.stride, self.pad)
@@ -680,47 +692,55 @@ class Pooling(_Pool2d):
         return None if self.saved is None else self.saved[0]
 
     def backward(self, gy):
-        idx, = self.saved
-        return ops.call(Pooling2DGrad(self.input_shape, self.geom), gy, idx)
+        return ops.call(Pooling2DGrad(self), gy)
 
 
-class Pooling2DGrad(Function):
-    """The gradient of max pooling: scatter ``gy`` to the argmax positions ``indexes`` (a constant input).
+class _FromMaxPooling(Function):
+    """Base of the gradient functions of max pooling, made (as in DeZero) from the pooling they
+    differentiate: its input shape, window geometry and argmax ``indexes``.
 
-    Linear in ``gy``; its own gradient reads the positions back (``Pooling2DWithIndexes``).
+    The indexes are handed to ``save_for_backward`` by ``forward``, so they are freed with the
+    rest of what the graph keeps.
     """
 
     retain_inputs = ()
 
-    def __init__(self, x_shape: tuple, geom: tuple) -> None:
-        self.x_shape, self.geom = x_shape, geom
+    def __init__(self, mpool2d: Any) -> None:
+        self.input_shape, self.geom = mpool2d.input_shape, mpool2d.geom
+        self._indexes = mpool2d.indexes
 
-    def forward(self, gy, indexes):
+    @property
+    def indexes(self) -> Any:
+        """The argmax offset of each pooled element, or None once released."""
+        return self.saved[0] if self.saved is not None else self._indexes
+
+    def _take_indexes(self) -> Any:
+        indexes, self._indexes = self._indexes, None
         self.save_for_backward(indexes)
-        return _max_pool_grad(gy, indexes, self.x_shape, self.geom)
+        return indexes
+
+
+class Pooling2DGrad(_FromMaxPooling):
+    """The gradient of max pooling: scatter ``gy`` to the argmax positions (linear in ``gy``)."""
+
+    def forward(self, gy):
+        return _max_pool_grad(gy, self._take_indexes(), self.input_shape, self.geom)
 
     def backward(self, ggx):
-        indexes, = self.saved
-        return ops.call(Pooling2DWithIndexes(self.x_shape, self.geom), ggx, indexes), None
+        return ops.call(Pooling2DWithIndexes(self), ggx)
 
 
-class Pooling2DWithIndexes(Function):
-    """Read an image at the argmax positions ``indexes`` of a max pooling (the adjoint of ``Pooling2DGrad``)."""
+class Pooling2DWithIndexes(_FromMaxPooling):
+    """Read an image at the argmax positions of a max pooling (the adjoint of ``Pooling2DGrad``)."""
 
-    retain_inputs = ()
-
-    def __init__(self, x_shape: tuple, geom: tuple) -> None:
-        self.x_shape, self.geom = x_shape, geom
-
-    def forward(self, x, indexes):
-        self.save_for_backward(indexes)
-        return _max_pool_gather(x, indexes, self.geom)
+    def forward(self, x):
+        return _max_pool_gather(x, self._take_indexes(), self.geom)
 
     def backward(self, gy):
-        indexes, = self.saved
-        return ops.call(Pooling2DGrad(self.x_shape, self.geom), gy, indexes), None
+        return ops.call(Pooling2DGrad(self), gy)
 
 
+@checked(x=ARRAY, kernel_size=PAIR, stride=PAIR, pad=PAIR)
 def pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0) -> Variable:
     """Max pooling of ``x`` (N, C, H, W) over ``kernel_size`` windows -> (N, C, OH, OW).
 
@@ -736,6 +756,7 @@ def pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPai
 class AveragePooling(_Pool2d):
     """Average pooling; keeps nothing for backward."""
 
+    float_inputs = (0,)
     _name = "average_pooling"
 
     def forward(self, x):
@@ -743,25 +764,27 @@ class AveragePooling(_Pool2d):
         return _avg_pool(x, self.geom)
 
     def backward(self, gy):
-        return ops.call(AveragePooling2DGrad(self.input_shape, self.geom), gy)
+        return ops.call(AveragePooling2DGrad(self), gy)
 
 
 class AveragePooling2DGrad(Function):
-    """The gradient of average pooling (linear in ``gy``; its adjoint is average pooling)."""
+    """The gradient of average pooling, made from the ``AveragePooling`` it differentiates
+    (linear in ``gy``; its adjoint is average pooling)."""
 
     retain_inputs = ()
 
-    def __init__(self, x_shape: tuple, geom: tuple) -> None:
-        self.x_shape, self.geom = x_shape, geom
+    def __init__(self, apool2d: Any) -> None:
+        self.input_shape, self.geom = apool2d.input_shape, apool2d.geom
 
     def forward(self, gy):
-        return _avg_pool_grad(gy, self.x_shape, self.geom)
+        return _avg_pool_grad(gy, self.input_shape, self.geom)
 
     def backward(self, ggx):
         kh, kw, sh, sw, ph, pw = self.geom[:6]
         return ops.call(AveragePooling((kh, kw), (sh, sw), (ph, pw)), ggx)
 
 
+@checked(x=ARRAY, kernel_size=PAIR, stride=PAIR, pad=PAIR)
 def average_pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0) -> Variable:
     """Average pooling of ``x`` (N, C, H, W) over ``kernel_size`` windows -> (N, C, OH, OW).
 
@@ -775,6 +798,7 @@ def average_pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: 
 # =============================================================================
 # [simple versions] built from im2col and other differentiable functions
 # =============================================================================
+@checked(x=ARRAY, W=ARRAY, b=OPTIONAL_ARRAY, stride=PAIR, pad=PAIR)
 def conv2d_simple(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair = 0) -> Variable:
     """``conv2d`` written as ``im2col`` + ``linear`` (DeZero's teaching version); same result."""
     xs, ws = _check_conv_args("conv2d_simple", x, W, b)
@@ -787,6 +811,7 @@ def conv2d_simple(x: Any, W: Any, b: Any = None, stride: IntOrPair = 1, pad: Int
     return t.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
 
 
+@checked(x=ARRAY, kernel_size=PAIR, stride=PAIR, pad=PAIR)
 def pooling_simple(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0) -> Variable:
     """``pooling`` written as ``im2col`` + ``max`` (DeZero's teaching version); same result."""
     n, c = _check_4d("pooling_simple", "x", x)[:2]

@@ -6,10 +6,13 @@ from typing import Any
 import numpy as np
 
 from leafgrad import ops
+from leafgrad.checks import ARRAY, checked
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import get_array_module
 
-__all__ = ["matmul"]
+__all__ = ["matmul",
+           # DeZero's Function classes, with its constructor arguments
+           "MatMul"]
 
 
 class MatMul(Function):
@@ -41,6 +44,7 @@ def _swap_last(ndim: int) -> tuple:
     return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
 
 
+@checked(x=ARRAY, W=ARRAY)
 def matmul(x: Any, W: Any) -> Variable:
     """The matrix product ``x @ W``.
 

@@ -11,16 +11,18 @@ from typing import Any, Optional
 import numpy as np
 
 from leafgrad import ops
+from leafgrad.checks import ARRAY, LABELS, OPTIONAL_INT, check_labels, check_range, checked, shape_of
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
-from leafgrad.functions._checks import shape_of
 from leafgrad.functions.activation import Softmax, softmax
 from leafgrad.functions.math import clip, log
 from leafgrad.functions.reduce import sum
 from leafgrad.functions.shape import reshape
 
 __all__ = ["mean_squared_error", "mean_squared_error_simple", "softmax_cross_entropy",
-           "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy"]
+           "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy",
+           # DeZero's Function classes, with its constructor arguments
+           "MeanSquaredError", "SoftmaxCrossEntropy"]
 
 
 def _batch_size(shape: tuple) -> int:
@@ -44,6 +46,7 @@ def _check_same_shape(name: str, s0: tuple, s1: tuple) -> None:
 class MeanSquaredError(Function):
     """``sum((x0 - x1) ** 2) / len(x0)``; backward reads both inputs."""
 
+    float_inputs = (0, 1)
     retain_inputs = (0, 1)
 
     def forward(self, x0, x1):
@@ -60,12 +63,14 @@ class MeanSquaredError(Function):
                 ops.sum_to(-g, x1.shape) if need1 else None)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def mean_squared_error(x0: Any, x1: Any) -> Variable:
     """``sum((x0 - x1) ** 2) / len(x0)``: the mean over the batch of the squared error summed per sample."""
     _check_same_shape("mean_squared_error", shape_of(x0), shape_of(x1))
     return MeanSquaredError()(x0, x1)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def mean_squared_error_simple(x0: Any, x1: Any) -> Variable:
     """``mean_squared_error`` written with ``sub``, ``pow`` and ``sum`` (the book's first version)."""
     x0, x1 = as_variable(x0), as_variable(x1)
@@ -83,6 +88,7 @@ class SoftmaxCrossEntropy(Function):
     gradient ``(p - onehot(t)) / N`` is one multiplication plus a scatter.
     """
 
+    float_inputs = (0,)
     retain_inputs = ()
 
     def __init__(self, ignore_index: Optional[int] = None) -> None:
@@ -128,19 +134,27 @@ class SoftmaxCrossEntropy(Function):
         return gx, None
 
 
-def _labels(name: str, t: Any, n: int) -> Any:
-    """The labels ``t`` as an integer array of length ``n``, or a clear error."""
+def _labels(name: str, x: Any, t: Any, ignore_index: Optional[int] = None) -> Any:
+    """Labels ``t`` for scores ``x`` of shape ``(N, C)``: ``N`` integers in ``[0, C)``, as an array.
+
+    (``t``'s integer dtype was checked at the argument boundary.)
+    """
+    x_shape = shape_of(x)
+    if len(x_shape) != 2:
+        raise ValueError(f"{name}: expected x of shape (N, C), got shape {x_shape}")
+    n, c = x_shape
     if isinstance(t, Variable):
         t = t.data
     if not isinstance(t, array_types):
         t = np.asarray(t)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{name}: labels t must be integers, got dtype {t.dtype}")
-    if t.size != n:
-        raise ValueError(f"{name}: x has {n} rows but labels t have shape {t.shape}")
-    return t.reshape(n)
+    if t.size != n or t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
+        raise ValueError(f"{name}: x has {n} rows but labels t have shape {t.shape} (expected ({n},))")
+    t = t.reshape(n)
+    check_labels(name, t, c, ignore_index)
+    return t
 
 
+@checked(x=ARRAY, t=LABELS, ignore_index=OPTIONAL_INT)
 def softmax_cross_entropy(x: Any, t: Any, ignore_index: Optional[int] = None) -> Variable:
     """Cross entropy of ``softmax(x)`` against integer labels ``t``, averaged over the batch.
 
@@ -149,33 +163,26 @@ def softmax_cross_entropy(x: Any, t: Any, ignore_index: Optional[int] = None) ->
     equals it contribute neither loss nor gradient, and the mean is over the
     others (0, with zero gradient, when every sample is ignored).
     """
-    x_shape = shape_of(x)
-    if len(x_shape) != 2:
-        raise ValueError(f"softmax_cross_entropy: expected x of shape (N, C), got shape {x_shape}")
-    n, c = x_shape
-    t = _labels("softmax_cross_entropy", t, n)
     if ignore_index is not None:
         ignore_index = int(ignore_index)
-        valid = t[t != ignore_index]
-    else:
-        valid = t
-    if valid.size:
-        lo, hi = int(valid.min()), int(valid.max())
-        if lo < 0 or hi >= c:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"softmax_cross_entropy: label {bad} is outside [0, {c}) "
-                             f"for x with {c} classes")
+    t = _labels("softmax_cross_entropy", x, t, ignore_index)
     return SoftmaxCrossEntropy(ignore_index)(x, t)
 
 
+@checked(x=ARRAY, t=LABELS)
 def softmax_cross_entropy_simple(x: Any, t: Any) -> Variable:
-    """``softmax_cross_entropy`` written with ``softmax``, ``clip``, ``log`` and indexing (the book's version)."""
-    x, t = as_variable(x), as_variable(t)
+    """``softmax_cross_entropy`` written with ``softmax``, ``clip``, ``log`` and indexing (the book's version).
+
+    The formula is the book's (it overflows for huge logits: that is its lesson);
+    the labels are checked as ``softmax_cross_entropy`` checks them.
+    """
+    t = _labels("softmax_cross_entropy_simple", x, t)
+    x = as_variable(x)
     n = x.shape[0]
     p = softmax(x)
     p = clip(p, 1e-15, 1.0)  # avoid log(0)
     log_p = log(p)
-    tlog_p = log_p[np.arange(n), t.data]
+    tlog_p = log_p[np.arange(n), t]
     return -1 * sum(tlog_p) / n
 
 
@@ -188,12 +195,13 @@ class SigmoidCrossEntropy(Function):
     Finite for logits of any magnitude.  Backward reads ``x`` (and ``t``).
     """
 
+    float_inputs = (0, 1)
     retain_inputs = (0, 1)
 
     def forward(self, x, t):
         xp = get_array_module(x)
         self.n = _batch_size(x.shape)
-        y = -xp.abs(x)
+        y = xp.asarray(-xp.abs(x))  # (an array even for a 0-d input: written in place below)
         xp.exp(y, out=y)
         xp.log1p(y, out=y)
         y += xp.maximum(x, 0)
@@ -233,6 +241,7 @@ def _targets(name: str, x: Any, t: Any) -> Any:
     return t
 
 
+@checked(x=ARRAY, t=ARRAY)
 def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
     """Binary cross entropy of ``sigmoid(x)`` against targets ``t`` in [0, 1], summed and divided by ``len(x)``.
 
@@ -240,9 +249,11 @@ def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
     (DeZero clipped the probabilities at 1e-15 instead).
     """
     t = _targets("sigmoid_cross_entropy", x, t)
+    check_range("sigmoid_cross_entropy", "t", t.data if isinstance(t, Variable) else t, 0.0, 1.0)
     return SigmoidCrossEntropy()(x, t)
 
 
+@checked(p=ARRAY, t=ARRAY)
 def binary_cross_entropy(p: Any, t: Any) -> Variable:
     """Binary cross entropy of probabilities ``p`` against targets ``t``, summed and divided by ``len(t)``.
 
@@ -250,6 +261,8 @@ def binary_cross_entropy(p: Any, t: Any) -> Variable:
     Prefer ``sigmoid_cross_entropy`` on logits, which is exact and stable.
     """
     t = _targets("binary_cross_entropy", p, t)
+    check_range("binary_cross_entropy", "p", p.data if isinstance(p, Variable) else np.asarray(p), 0.0, 1.0)
+    check_range("binary_cross_entropy", "t", t.data if isinstance(t, Variable) else t, 0.0, 1.0)
     n = _batch_size(shape_of(t))
     p = clip(p, 1e-15, 0.999)
     tlog_p = t * log(p) + (1 - t) * log(1 - p)

@@ -10,12 +10,15 @@ from typing import Any
 import numpy as np
 
 from leafgrad import ops
+from leafgrad.checks import ARRAY, BOUND, CONDITION, checked
 from leafgrad.config import _enable_backprop
 from leafgrad.core import Function, Variable, _operands
 from leafgrad.cuda import array_types, get_array_module
 
 __all__ = ["square", "exp", "log", "sin", "cos", "tanh", "sigmoid",
-           "abs", "clip", "maximum", "minimum", "where"]
+           "abs", "clip", "maximum", "minimum", "where",
+           # DeZero's Function classes, with its constructor arguments
+           "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmoid", "Clip"]
 
 
 class Square(Function):
@@ -33,6 +36,7 @@ class Square(Function):
         return 2 * x * gy
 
 
+@checked(x=ARRAY)
 def square(x: Any) -> Variable:
     """``x ** 2`` element-wise."""
     return Square()(x)
@@ -41,6 +45,7 @@ def square(x: Any) -> Variable:
 class Exp(Function):
     """``exp(x)``; backward reads only the output."""
 
+    float_inputs = (0,)
     fresh_gradients = True
 
     retain_inputs = ()
@@ -54,6 +59,7 @@ class Exp(Function):
         return gy * y
 
 
+@checked(x=ARRAY)
 def exp(x: Any) -> Variable:
     """``exp(x)`` element-wise."""
     return Exp()(x)
@@ -62,6 +68,7 @@ def exp(x: Any) -> Variable:
 class Log(Function):
     """Natural logarithm."""
 
+    float_inputs = (0,)
     fresh_gradients = True
 
     retain_inputs = (0,)
@@ -74,6 +81,7 @@ class Log(Function):
         return gy / x
 
 
+@checked(x=ARRAY)
 def log(x: Any) -> Variable:
     """Natural logarithm element-wise."""
     return Log()(x)
@@ -82,6 +90,7 @@ def log(x: Any) -> Variable:
 class Sin(Function):
     """``sin(x)``."""
 
+    float_inputs = (0,)
     fresh_gradients = True
 
     retain_inputs = (0,)
@@ -94,6 +103,7 @@ class Sin(Function):
         return gy * ops.cos(x)
 
 
+@checked(x=ARRAY)
 def sin(x: Any) -> Variable:
     """``sin(x)`` element-wise."""
     return Sin()(x)
@@ -102,6 +112,7 @@ def sin(x: Any) -> Variable:
 class Cos(Function):
     """``cos(x)``."""
 
+    float_inputs = (0,)
     fresh_gradients = True
 
     retain_inputs = (0,)
@@ -114,6 +125,7 @@ class Cos(Function):
         return gy * -ops.sin(x)
 
 
+@checked(x=ARRAY)
 def cos(x: Any) -> Variable:
     """``cos(x)`` element-wise."""
     return Cos()(x)
@@ -122,6 +134,7 @@ def cos(x: Any) -> Variable:
 class Tanh(Function):
     """``tanh(x)``; backward reads only the output."""
 
+    float_inputs = (0,)
     fresh_gradients = True
 
     retain_inputs = ()
@@ -135,6 +148,7 @@ class Tanh(Function):
         return gy * (1 - y * y)
 
 
+@checked(x=ARRAY)
 def tanh(x: Any) -> Variable:
     """``tanh(x)`` element-wise."""
     return Tanh()(x)
@@ -143,6 +157,7 @@ def tanh(x: Any) -> Variable:
 class Sigmoid(Function):
     """The logistic function, computed as ``0.5 * tanh(0.5 x) + 0.5`` (no overflow)."""
 
+    float_inputs = (0,)
     fresh_gradients = True
 
     retain_inputs = ()
@@ -160,6 +175,7 @@ class Sigmoid(Function):
         return gy * y * (1 - y)
 
 
+@checked(x=ARRAY)
 def sigmoid(x: Any) -> Variable:
     """The logistic function ``1 / (1 + exp(-x))`` element-wise."""
     return Sigmoid()(x)
@@ -193,6 +209,7 @@ class Abs(Function):
         return gy * get_array_module(x).sign(x)
 
 
+@checked(x=ARRAY)
 def abs(x: Any) -> Variable:
     """``|x|`` element-wise (gradient ``sign(x)``, 0 at 0)."""
     return Abs()(x)
@@ -228,6 +245,7 @@ class Clip(Function):
         return gy * mask
 
 
+@checked(x=ARRAY, x_min=BOUND, x_max=BOUND)
 def clip(x: Any, x_min: Any, x_max: Any) -> Variable:
     """``x`` clipped to ``[x_min, x_max]`` element-wise (either bound may be None)."""
     x_min, x_max = _number(x_min), _number(x_max)
@@ -282,6 +300,7 @@ def _check_broadcast(name: str, *shapes: tuple) -> tuple:
                          "cannot be broadcast together") from None
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def maximum(x0: Any, x1: Any) -> Variable:
     """Element-wise maximum of ``x0`` and ``x1`` (NumPy broadcasting; a scalar takes the other's dtype)."""
     x0, x1 = _operands(x0, x1)
@@ -289,6 +308,7 @@ def maximum(x0: Any, x1: Any) -> Variable:
     return Maximum()(x0, x1)
 
 
+@checked(x0=ARRAY, x1=ARRAY)
 def minimum(x0: Any, x1: Any) -> Variable:
     """Element-wise minimum of ``x0`` and ``x1`` (NumPy broadcasting; a scalar takes the other's dtype)."""
     x0, x1 = _operands(x0, x1)
@@ -314,6 +334,7 @@ class Where(Function):
                 ops.sum_to(ops.where(c, 0.0, gy), self.x1_shape) if need1 else None)
 
 
+@checked(condition=CONDITION, x0=ARRAY, x1=ARRAY)
 def where(condition: Any, x0: Any, x1: Any) -> Variable:
     """``x0`` where ``condition`` is true, else ``x1`` (like ``np.where`` / ``torch.where``, with broadcasting).
 

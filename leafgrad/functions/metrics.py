@@ -5,12 +5,14 @@ from typing import Any
 
 import numpy as np
 
+from leafgrad.checks import ARRAY, LABELS, check_labels, checked
 from leafgrad.core import Variable, as_array
 from leafgrad.cuda import array_types, get_array_module
 
 __all__ = ["accuracy"]
 
 
+@checked(y=ARRAY, t=LABELS)
 def accuracy(y: Any, t: Any) -> Variable:
     """The fraction of rows of ``y`` whose arg-max equals the label in ``t``, as a Variable with no graph.
 
@@ -28,6 +30,7 @@ def accuracy(y: Any, t: Any) -> Variable:
     if pred.size != t_data.size:
         raise ValueError(f"accuracy: y of shape {y_data.shape} gives {pred.size} predictions "
                          f"but labels t have shape {t_data.shape}")
+    check_labels("accuracy", t_data, y_data.shape[1])
     acc = (pred.reshape(t_data.shape) == t_data).mean()
     xp = get_array_module(y_data)
     return Variable(as_array(acc, xp) if xp is np else xp.asarray(acc))

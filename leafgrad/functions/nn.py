@@ -6,14 +6,16 @@ from typing import Any, Optional
 import numpy as np
 
 from leafgrad import ops
+from leafgrad.checks import ARRAY, LABELS, NUMBER, OPTIONAL_ARRAY, check_labels, checked, shape_of
 from leafgrad.config import _train
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
-from leafgrad.functions._checks import shape_of
 from leafgrad.functions.linalg import matmul
 from leafgrad.functions.shape import get_item
 
-__all__ = ["linear", "linear_simple", "dropout", "embed_id"]
+__all__ = ["linear", "linear_simple", "dropout", "embed_id",
+           # DeZero's Function classes, with its constructor arguments
+           "Linear"]
 
 
 # =============================================================================
@@ -71,6 +73,7 @@ def _linear_error(x_shape: tuple, w_shape: tuple, b_shape: Optional[tuple]) -> O
     return None
 
 
+@checked(x=ARRAY, W=ARRAY, b=OPTIONAL_ARRAY)
 def linear(x: Any, W: Any, b: Any = None) -> Variable:
     """``x @ W + b`` in one function; ``x`` is ``(N, in)`` (or ``(..., in)``), ``W`` is ``(in, out)``."""
     b_shape = None if b is None else shape_of(b)
@@ -82,6 +85,7 @@ def linear(x: Any, W: Any, b: Any = None) -> Variable:
     return Linear()(x, W, b)
 
 
+@checked(x=ARRAY, W=ARRAY, b=OPTIONAL_ARRAY)
 def linear_simple(x: Any, W: Any, b: Any = None) -> Variable:
     """``matmul(x, W) + b`` as two functions (the book's first version; prefer ``linear``).
 
@@ -104,6 +108,7 @@ class Dropout(Function):
     program draws the same numbers.
     """
 
+    float_inputs = (0,)
     retain_inputs = ()
     fresh_gradients = True
 
@@ -125,6 +130,7 @@ class Dropout(Function):
         return gy * mask / scale
 
 
+@checked(x=ARRAY, dropout_ratio=NUMBER)
 def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     """Inverted dropout: in training mode (``Config.train``) zero each element with probability
     ``dropout_ratio`` and scale the rest by ``1 / (1 - dropout_ratio)``; under ``test_mode()``, ``x`` itself.
@@ -143,6 +149,7 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
 # =============================================================================
 # embed_id
 # =============================================================================
+@checked(x=LABELS, W=ARRAY)
 def embed_id(x: Any, W: Any) -> Variable:
     """Rows of the embedding matrix ``W`` picked by the integer ids ``x`` (``W[x]``).
 
@@ -151,14 +158,8 @@ def embed_id(x: Any, W: Any) -> Variable:
     ids = x.data if isinstance(x, Variable) else x
     if not isinstance(ids, array_types):
         ids = np.asarray(ids)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"embed_id: ids must be integers, got dtype {ids.dtype}")
     w_shape = shape_of(W)
     if len(w_shape) < 1:
         raise ValueError(f"embed_id: W must have at least one axis, got shape {w_shape}")
-    if ids.size:
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= w_shape[0]:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"embed_id: id {bad} is outside [0, {w_shape[0]}) for W of shape {w_shape}")
+    check_labels("embed_id", ids, w_shape[0], what="id")
     return get_item(W, ids)

@@ -13,13 +13,13 @@ from typing import Any, Optional
 import numpy as np
 
 from leafgrad import ops
+from leafgrad.checks import ARRAY, NUMBER, OPTIONAL_ARRAY, checked, shape_of
 from leafgrad.config import _train
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
-from leafgrad.functions._checks import shape_of
 from leafgrad.functions.shape import reshape
 
-__all__ = ["batch_norm", "batch_nrom", "layer_norm"]
+__all__ = ["batch_norm", "batch_nrom", "layer_norm", "BatchNorm"]
 
 
 class Standardize(Function):
@@ -29,6 +29,7 @@ class Standardize(Function):
     Each output may carry a gradient; usually only ``xhat`` does.
     """
 
+    float_inputs = (0,)
     retain_inputs = ()
     retain_outputs = (0, 2)
 
@@ -77,6 +78,7 @@ def _array(name: str, label: str, a: Any, shape: tuple) -> Any:
     return data
 
 
+@checked(x=ARRAY, gamma=ARRAY, beta=ARRAY, mean=ARRAY, var=ARRAY, decay=NUMBER, eps=NUMBER)
 def batch_norm(x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
                decay: float = 0.9, eps: float = 2e-5) -> Variable:
     """Batch normalization over every axis but the channel axis 1: ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``.
@@ -87,21 +89,28 @@ def batch_norm(x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
     under ``test_mode()`` it normalizes with ``mean`` and ``var``.  ``gamma``,
     ``beta``, ``mean`` and ``var`` have shape ``(C,)``.
     """
+    return _batch_norm("batch_norm", x, gamma, beta, mean, var, decay, eps)[0]
+
+
+def _batch_norm(name: str, x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
+                decay: float, eps: float) -> tuple:
+    """``batch_norm``, and the ``1 / sqrt(var + eps)`` of the batch in training (None under test mode)."""
     x_shape = shape_of(x)
     if len(x_shape) < 2:
-        raise ValueError(f"batch_norm: expected an input of shape (N, C) or (N, C, H, W), got shape {x_shape}")
+        raise ValueError(f"{name}: expected an input of shape (N, C) or (N, C, H, W), got shape {x_shape}")
     c = x_shape[1]
     for label, p in (("gamma", gamma), ("beta", beta)):
         if shape_of(p) != (c,):
-            raise ValueError(f"batch_norm: {label} has shape {shape_of(p)}, expected ({c},) for an input "
+            raise ValueError(f"{name}: {label} has shape {shape_of(p)}, expected ({c},) for an input "
                              f"of shape {x_shape}")
-    running_mean = _array("batch_norm", "mean", mean, (c,))
-    running_var = _array("batch_norm", "var", var, (c,))
+    running_mean = _array(name, "mean", mean, (c,))
+    running_var = _array(name, "var", var, (c,))
     axes = (0,) + tuple(range(2, len(x_shape)))
     param_shape = (1, c) + (1,) * (len(x_shape) - 2)
     if len(x_shape) > 2:
         gamma, beta = reshape(gamma, param_shape), reshape(beta, param_shape)
 
+    batch_inv_std = None
     if _train.get():
         xhat, batch_mean, batch_var = Standardize(axes, eps)(x)
         m = int(np.prod(x_shape, dtype=np.int64)) // c  # values per channel
@@ -110,17 +119,41 @@ def batch_norm(x: Any, gamma: Any, beta: Any, mean: Any, var: Any,
         running_mean += (1 - decay) * batch_mean.data.reshape(c)
         running_var *= decay
         running_var += (1 - decay) * adjust * batch_var.data.reshape(c)
+        batch_inv_std = ((batch_var.data + eps) ** -0.5).reshape(c)
     else:
         xp = get_array_module(running_var)
         inv_std = 1.0 / xp.sqrt(running_var + eps)
         xhat = (as_variable(x) - running_mean.reshape(param_shape)) * inv_std.reshape(param_shape)
-    return xhat * gamma + beta
+    return xhat * gamma + beta, batch_inv_std
+
+
+class BatchNorm(Function):
+    """DeZero's function object for batch normalization: ``BatchNorm(mean, var, decay, eps)(x, gamma, beta)``.
+
+    ``avg_mean`` and ``avg_var`` are the running-statistics arrays given,
+    updated in place in training; ``inv_std`` is ``1 / sqrt(var + eps)`` of the
+    last training batch.  A call records ``batch_norm``'s graph (``Standardize``,
+    a product and a sum), not a node of its own: its gradients, at every
+    order, are theirs.
+    """
+
+    def __init__(self, mean: Any, var: Any, decay: float, eps: float) -> None:
+        self.avg_mean, self.avg_var = mean, var
+        self.decay, self.eps = decay, eps
+        self.inv_std = None
+
+    def __call__(self, x: Any, gamma: Any, beta: Any) -> Variable:
+        y, inv_std = _batch_norm("BatchNorm", x, gamma, beta, self.avg_mean, self.avg_var, self.decay, self.eps)
+        if inv_std is not None:
+            self.inv_std = inv_std
+        return y
 
 
 #: DeZero 0.0.13's spelling of ``batch_norm``.
 batch_nrom = batch_norm
 
 
+@checked(x=ARRAY, gamma=OPTIONAL_ARRAY, beta=OPTIONAL_ARRAY, eps=NUMBER)
 def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5) -> Variable:
     """Layer normalization over the trailing axes that ``gamma`` spans (the last axis when ``gamma`` is None).
 

@@ -11,13 +11,15 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from leafgrad import ops, utils
+from leafgrad.checks import ARRAY, AXIS, BOOL, INT, OPTIONAL_ARRAY, checked, normalize_axes, shape_of
 from leafgrad.config import _enable_backprop
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import get_array_module
-from leafgrad.functions._checks import normalize_axes, shape_of
 from leafgrad.functions.shape import reshape
 
-__all__ = ["sum", "max", "min", "mean", "average", "var", "logsumexp"]
+__all__ = ["sum", "max", "min", "mean", "average", "var", "logsumexp",
+           # DeZero's Function classes, with its constructor arguments
+           "Sum", "Max", "Min"]
 
 Axis = Union[None, int, Sequence[int]]
 
@@ -68,6 +70,7 @@ class Sum(Function):
         return ops.broadcast_to(gy, self.x_shape)
 
 
+@checked(x=ARRAY, axis=AXIS, keepdims=BOOL)
 def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
     """Sum of ``x`` over ``axis`` (all axes when None)."""
     if axis is not None:
@@ -119,11 +122,13 @@ def _extremum(cls: type, x: Any, axis: Axis, keepdims: bool) -> Variable:
     return cls(axes, keepdims)(x)
 
 
+@checked(x=ARRAY, axis=AXIS, keepdims=BOOL)
 def max(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
     """Maximum of ``x`` over ``axis``."""
     return _extremum(Max, x, axis, keepdims)
 
 
+@checked(x=ARRAY, axis=AXIS, keepdims=BOOL)
 def min(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
     """Minimum of ``x`` over ``axis``."""
     return _extremum(Min, x, axis, keepdims)
@@ -148,12 +153,14 @@ class Mean(Function):
         return ops.broadcast_to(gy, self.x_shape)
 
 
+@checked(x=ARRAY, axis=AXIS, keepdims=BOOL)
 def mean(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
     """Arithmetic mean of ``x`` over ``axis`` (all axes when None), like ``np.mean`` / ``torch.mean``."""
     axes = normalize_axes("mean", axis, shape_of(x))
     return Mean(axes, keepdims)(x)
 
 
+@checked(x=ARRAY, axis=AXIS, weights=OPTIONAL_ARRAY, keepdims=BOOL)
 def average(x: Any, axis: Axis = None, weights: Any = None, keepdims: bool = False) -> Variable:
     """Mean of ``x`` over ``axis``, weighted by ``weights`` when given (as ``np.average``).
 
@@ -171,10 +178,11 @@ def average(x: Any, axis: Axis = None, weights: Any = None, keepdims: bool = Fal
             raise ValueError(f"average: weights of shape {w_shape} do not fit an input of shape {x_shape} "
                              f"and axis {axis} (give x's shape, or 1-D weights of the axis' length)")
         weights = reshape(weights, tuple(-1 if i == axes[0] else 1 for i in range(len(x_shape))))
-    total = sum(x * weights, axes, keepdims)
-    if same_shape:
-        return total / sum(weights, axes, keepdims)
-    return total / sum(weights, None, False)
+    norm = sum(weights, axes, keepdims) if same_shape else sum(weights, None, False)
+    if not norm.data.all():
+        raise ValueError(f"average: the weights sum to zero (over axis {axis}), "
+                         "so the weighted mean is undefined")
+    return sum(x * weights, axes, keepdims) / norm
 
 
 class Var(Function):
@@ -197,6 +205,7 @@ class Var(Function):
         return ops.reshape(gy, _kept_shape(x.shape, self.axis)) * centered * self.scale
 
 
+@checked(x=ARRAY, axis=AXIS, keepdims=BOOL, ddof=INT)
 def var(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Variable:
     """Variance of ``x`` over ``axis`` (``np.var``: ``ddof=0`` by default; PyTorch's default is ``ddof=1``)."""
     x_shape = shape_of(x)
@@ -210,6 +219,7 @@ def var(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Var
 class LogSumExp(Function):
     """``log(sum(exp(x)))`` over ``axis``, without overflow; backward reads the input and the result."""
 
+    float_inputs = (0,)
     retain_inputs = (0,)
     retain_outputs = (0,)
 
@@ -238,6 +248,7 @@ class LogSumExp(Function):
         return ops.reshape(gy, self.kept_shape) * ops.exp(x - ops.reshape(y, self.kept_shape))
 
 
+@checked(x=ARRAY, axis=AXIS, keepdims=BOOL)
 def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
     """``log(sum(exp(x), axis))`` computed stably (finite for inputs of any magnitude)."""
     x_shape = shape_of(x)

@@ -6,12 +6,14 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from leafgrad import ops, utils
+from leafgrad.checks import ARRAY, ARRAYS, AXIS, INT, SECTIONS, SHAPE, checked, normalize_axis, shape_of
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
-from leafgrad.functions._checks import normalize_axis, shape_of
 
 __all__ = ["reshape", "transpose", "broadcast_to", "sum_to", "get_item",
-           "expand_dims", "flatten", "concat", "stack", "split"]
+           "expand_dims", "flatten", "concat", "stack", "split",
+           # DeZero's Function classes, with its constructor arguments
+           "Reshape", "Transpose", "GetItem", "GetItemGrad", "BroadcastTo", "SumTo"]
 
 
 class Reshape(Function):
@@ -42,6 +44,7 @@ def _check_reshape(x_shape: tuple, shape: tuple) -> None:
                          f"into shape {shape}")
 
 
+@checked(x=ARRAY, shape=SHAPE)
 def reshape(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
     """``x`` with a new ``shape`` (one entry may be -1)."""
     if isinstance(shape, (int, np.integer)):
@@ -75,6 +78,7 @@ class Transpose(Function):
         return ops.transpose(gy, self._inverse_axes())
 
 
+@checked(x=ARRAY, axes=AXIS)
 def transpose(x: Any, axes: Optional[Sequence[int]] = None) -> Variable:
     """``x`` with its axes permuted by ``axes`` (reversed when None; negative axes allowed)."""
     if axes is not None:
@@ -110,6 +114,7 @@ def _broadcasts_to(src: tuple, dst: tuple) -> bool:
     return all(s == d or s == 1 for s, d in zip(src[::-1], dst[::-1]))
 
 
+@checked(x=ARRAY, shape=SHAPE)
 def broadcast_to(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
     """``x`` broadcast to ``shape`` (NumPy's rules)."""
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
@@ -137,6 +142,7 @@ class SumTo(Function):
         return ops.broadcast_to(gy, self.x_shape)
 
 
+@checked(x=ARRAY, shape=SHAPE)
 def sum_to(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
     """Sum ``x`` down to ``shape`` (the reverse of broadcasting ``shape`` to ``x.shape``)."""
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
@@ -214,6 +220,7 @@ class GetItemGrad(Function):
         return ops.get_item(ggx, slices)
 
 
+@checked(x=ARRAY)
 def get_item(x: Any, slices: Any) -> Variable:
     """``x[slices]``; the gradient adds up over repeated indices."""
     if isinstance(slices, Variable):
@@ -226,6 +233,7 @@ def get_item(x: Any, slices: Any) -> Variable:
 # =============================================================================
 # expand_dims / flatten
 # =============================================================================
+@checked(x=ARRAY, axis=INT)
 def expand_dims(x: Any, axis: int) -> Variable:
     """``x`` with a new axis of length 1 inserted at ``axis``.
 
@@ -238,6 +246,7 @@ def expand_dims(x: Any, axis: int) -> Variable:
     return reshape(x, x_shape[:a] + (1,) + x_shape[a:])
 
 
+@checked(x=ARRAY)
 def flatten(x: Any) -> Variable:
     """``x`` reshaped to ``(batch, -1)``: everything but the first axis is flattened."""
     x_shape = shape_of(x)
@@ -270,13 +279,13 @@ class Concat(Function):
 
 
 def _sequence(name: str, xs: Any) -> list:
-    if isinstance(xs, (Variable,) + array_types) or not isinstance(xs, (list, tuple)):
-        raise TypeError(f"{name}: expected a list or tuple of Variables or arrays, got {type(xs).__name__}")
+    """``xs`` (a list or tuple, checked by ``checked``) with arrays for plain numbers."""
     if len(xs) == 0:
         raise ValueError(f"{name}: needs at least one input, got an empty sequence")
     return [x if isinstance(x, (Variable,) + array_types) else np.asarray(x) for x in xs]
 
 
+@checked(xs=ARRAYS, axis=INT)
 def concat(xs: Sequence[Any], axis: int = 0) -> Variable:
     """Join ``xs`` along an existing ``axis`` (``np.concatenate`` / ``torch.cat``)."""
     xs = _sequence("concat", xs)
@@ -311,6 +320,7 @@ class Stack(Function):
         return tuple(ops.get_item(gy, self._index(i)) for i in range(self.n))
 
 
+@checked(xs=ARRAYS, axis=INT)
 def stack(xs: Sequence[Any], axis: int = 0) -> Variable:
     """Join ``xs`` (all of one shape) along a new ``axis`` (``np.stack`` / ``torch.stack``)."""
     xs = _sequence("stack", xs)
@@ -346,6 +356,7 @@ class Split(Function):
         return ops.concat(gys, self.axis)
 
 
+@checked(x=ARRAY, indices_or_sections=SECTIONS, axis=INT)
 def split(x: Any, indices_or_sections: Union[int, Sequence[int]], axis: int = 0) -> list:
     """Cut ``x`` along ``axis`` into a list of Variables, with NumPy's semantics (``np.split``).
 
