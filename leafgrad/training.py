@@ -35,7 +35,6 @@ and reports accuracy; ``task="regression"`` trains with mean squared error on
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple

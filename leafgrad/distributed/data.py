@@ -87,7 +87,7 @@ class ShardSampler:
         out = []
         for k in range(len(self)):
             global_batch = order[k * g:(k + 1) * g]
-            out.append(np.array_split(global_batch, self.size)[self.rank])
+            out.append(global_batch if self.size == 1 else np.array_split(global_batch, self.size)[self.rank])
         return out
 
     def __iter__(self) -> Iterator[np.ndarray]:
