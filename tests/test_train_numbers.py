@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 
+from cli_helpers import no_pictures  # noqa: F401 (a fixture)
 from leafgrad import cli
 
 try:
@@ -44,10 +45,9 @@ PINNED = {
 
 
 @pytest.mark.parametrize("argv", list(PINNED), ids=lambda a: " ".join(a))
-def test_same_numbers_as_before(argv, tmp_path, capsys, monkeypatch):
+def test_same_numbers_as_before(argv, tmp_path, capsys, no_pictures):
     if "digits" in argv and not HAS_SKLEARN:
         pytest.skip("scikit-learn is not installed")
-    monkeypatch.setattr(cli, "_figure_class", lambda: None)  # the pictures are not what is compared
     out = str(tmp_path / "run")
     assert cli.main(["train", *argv, "--quiet", "--out", out]) == 0, capsys.readouterr().err
     with open(os.path.join(out, "metrics.csv"), newline="") as f:

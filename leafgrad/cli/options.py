@@ -1,0 +1,172 @@
+"""The options of ``leafgrad train`` and ``leafgrad graph``: their defaults, and every check, each in one place.
+
+Checks of a single value (a number, a list of sizes) are argparse types; checks
+that need the other options (a name against its table, ``--model cnn`` on 2-D
+points, what may change when resuming) are in :func:`resolve_train_options`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from leafgrad.cli.data import BUILTIN
+from leafgrad.cli.errors import UsageError
+from leafgrad.cli.run_folder import CHECKPOINT, RUN_OPTIONS, read_run
+from leafgrad.optimizers import OPTIMIZERS
+
+__all__ = ["MODELS", "DEFAULTS", "add_train_arguments", "add_graph_arguments", "resolve_train_options",
+           "int_at_least", "lower"]
+
+MODELS = ("mlp", "cnn")
+#: Default learning rate of each optimizer on small 2-D data (spiral), and on images (digits, mnist).
+#: AdaDelta takes none: its 1.0 is only recorded.
+SMALL_DATA_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.1, "adadelta": 1.0, "adam": 0.01}
+IMAGE_LR = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 0.001}
+#: What ``leafgrad train`` uses when an option is not given, per data set.
+DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "spiral": dict(model="mlp", hidden=[100, 100], epochs=100, batch_size=30, optimizer="adam", lr=SMALL_DATA_LR),
+    "digits": dict(model="mlp", hidden=[100], epochs=20, batch_size=32, optimizer="adam", lr=IMAGE_LR),
+    "mnist": dict(model="mlp", hidden=[1000], epochs=5, batch_size=100, optimizer="adam", lr=IMAGE_LR),
+}
+
+
+# =============================================================================
+# Single values (argparse types: a bad one is an error naming the option)
+# =============================================================================
+def int_at_least(lowest: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``lowest``, described as ``what`` in the error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _hidden_sizes(text: str) -> List[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip() != ""]
+    except ValueError:
+        sizes = []
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected layer sizes such as 100 or 100,100, got {text!r}")
+    return sizes
+
+
+def lower(text: str) -> str:
+    """An argparse type: a name, trimmed and in lower case."""
+    return text.strip().lower()
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``leafgrad train``."""
+    d = DEFAULTS
+    p.add_argument("--dataset", type=lower, metavar="NAME",
+                   help=f"{', '.join(BUILTIN)} (default spiral; digits needs scikit-learn, mnist downloads once)")
+    p.add_argument("--model", type=lower, metavar="KIND", help="mlp, or cnn for image data (default mlp)")
+    p.add_argument("--hidden", type=_hidden_sizes, metavar="SIZES",
+                   help="hidden layer sizes, e.g. 100 or 100,100 (default "
+                        f"{','.join(map(str, d['spiral']['hidden']))} for spiral, "
+                        f"{d['digits']['hidden'][0]} for digits, {d['mnist']['hidden'][0]} for mnist)")
+    p.add_argument("--epochs", type=int_at_least(0, "a whole number of epochs >= 0"), metavar="N",
+                   help=f"total epochs (default {d['spiral']['epochs']} for spiral, "
+                        f"{d['digits']['epochs']} for digits, {d['mnist']['epochs']} for mnist); "
+                        "with --resume, the new total")
+    p.add_argument("--batch-size", type=int_at_least(1, "a batch size >= 1"), metavar="N",
+                   help=f"examples per step (default {d['spiral']['batch_size']} for spiral, "
+                        f"{d['digits']['batch_size']} for digits, {d['mnist']['batch_size']} for mnist)")
+    p.add_argument("--lr", type=_positive_float, metavar="RATE",
+                   help="learning rate (default for spiral / digits and mnist: "
+                        + ", ".join(f"{k} {SMALL_DATA_LR[k]:g}/{IMAGE_LR[k]:g}" for k in OPTIMIZERS
+                                    if k != "adadelta")
+                        + "; adadelta takes none)")
+    p.add_argument("--optimizer", type=lower, metavar="NAME", help=f"{', '.join(OPTIMIZERS)} (default adam)")
+    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1"), metavar="N",
+                   help="random seed for the initial weights and the batch order (default 0)")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for metrics.csv, pictures, weights and checkpoint "
+                        "(default: a new folder under runs/)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR, exactly where it stopped")
+    p.add_argument("--quiet", action="store_true", help="print only a one-line result")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI: mpiexec -n N leafgrad train --distributed; "
+                        "each batch of --batch-size is split across the N ranks, which train like one "
+                        "process (needs pip install 'leafgrad[mpi]')")
+
+
+def add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``leafgrad graph``."""
+    p.add_argument("example", nargs="?", default="tanh", choices=("tanh", "mlp"),
+                   help="tanh: the n-th derivative of tanh (the book's step 35); "
+                        "mlp: a small MLP's loss (default tanh)")
+    p.add_argument("--order", type=int_at_least(1, "a derivative order >= 1"), default=2,
+                   metavar="N", help="derivative order for the tanh example (default 2)")
+    p.add_argument("--out", "-o", metavar="FILE",
+                   help="output file; its extension picks the format (default tanh_gxN.png or mlp.png)")
+    p.add_argument("--format", type=lower, metavar="FMT", help="png, svg, pdf or dot")
+    p.add_argument("--no-verbose", action="store_true", help="leave shapes and dtypes out of the labels")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+
+
+# =============================================================================
+# The run's settings (checks that need several options)
+# =============================================================================
+def _unknown(what: str, name: str, choices: Any) -> UsageError:
+    return UsageError(f"unknown {what} {name!r}; choose from {', '.join(choices)}")
+
+
+def _resume_config(args: argparse.Namespace) -> Tuple[Dict[str, Any], dict]:
+    """The settings of the run in ``--resume DIR``, with a new ``--epochs``; any other change is an error."""
+    previous = read_run(args.resume, "--resume", need=(CHECKPOINT,), purpose="to resume")
+    config = previous["config"]
+    for name in RUN_OPTIONS:
+        given = getattr(args, name)
+        if given is not None and given != config.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} cannot change when resuming (the run used {flag} {config.get(name)}); "
+                             "leave it out or start a new run")
+    if args.epochs is not None:
+        config["epochs"] = args.epochs
+    return config, previous
+
+
+def resolve_train_options(args: argparse.Namespace) -> Tuple[Dict[str, Any], Optional[dict]]:
+    """The run's settings, from the command line and the defaults, or from the run to resume (then its record)."""
+    if args.resume is not None:
+        return _resume_config(args)
+    dataset = args.dataset if args.dataset is not None else "spiral"
+    if dataset not in BUILTIN:
+        raise _unknown("dataset", dataset, BUILTIN)
+    defaults = DEFAULTS[dataset]
+    config = {name: getattr(args, name) if getattr(args, name) is not None else defaults[name]
+              for name in ("model", "hidden", "epochs", "batch_size", "optimizer")}
+    config["seed"] = args.seed if args.seed is not None else 0
+    if config["model"] not in MODELS:
+        raise _unknown("model", config["model"], MODELS)
+    if config["optimizer"] not in OPTIMIZERS:
+        raise _unknown("optimizer", config["optimizer"], OPTIMIZERS)
+    config["lr"] = args.lr if args.lr is not None else defaults["lr"][config["optimizer"]]
+    config["dataset"] = dataset
+    if config["model"] == "cnn" and dataset == "spiral":
+        raise UsageError("--model cnn needs image data, but spiral has 2-D points; "
+                         "use --model mlp or --dataset digits")
+    if config["model"] == "cnn" and args.hidden is None:
+        config["hidden"] = [100]
+    if config["model"] == "cnn" and len(config["hidden"]) != 1:
+        raise UsageError("--model cnn takes one --hidden size (the fully connected layer), "
+                         f"got {','.join(map(str, config['hidden']))}")
+    return config, None
