@@ -1,4 +1,4 @@
-"""What the tests of the ``leafgrad`` command share: running it in this process, and checking its errors."""
+"""What the tests of the ``leafgrad`` command share: running it in this process, checking its errors, data files."""
 import os
 
 import numpy as np
@@ -46,3 +46,35 @@ def model_weights_finite(path):
         keys = [k for k in z.files if k.startswith("model/")]
         assert keys
         return all(np.isfinite(z[k]).all() for k in keys)
+
+
+# Small data files of one's own, made in the test's folder (no network, no scikit-learn).
+KINDS = ("oak", "birch", "pine")
+
+
+def write_csv(path, header, rows):
+    """Write a CSV file by hand (the rows may be ragged or odd on purpose)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(header) + "\n")
+        for row in rows:
+            f.write(",".join(str(v) for v in row) + "\n")
+    return str(path)
+
+
+def trees(path, n=90, seed=0):
+    """Three kinds of tree, told apart by two measurements far from 0 (height around 1000: scaling matters)."""
+    rng = np.random.RandomState(seed)
+    rows = []
+    for i in range(n):
+        k = i % 3
+        rows.append([f"{1000 + 40 * k + rng.randn() * 5:.2f}", f"{0.2 + 0.3 * k + rng.randn() * 0.04:.4f}",
+                     KINDS[k]])
+    return write_csv(path, ["height", "density", "kind"], rows)
+
+
+def linear(path, n=60, scale=10.0):
+    """A regression target y = 10 (2a - b + c / 2) + 50 of three features."""
+    rng = np.random.RandomState(0)
+    x = rng.randn(n, 3)
+    y = x @ np.array([2.0, -1.0, 0.5]) * scale + 50
+    return write_csv(path, ["a", "b", "c", "y"], [[f"{v:.4f}" for v in r] + [f"{t:.3f}"] for r, t in zip(x, y)])

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a model and write metrics, pictures and a checkpoint",
-                           description="Train a classifier; with no options an MLP on the spiral data set.")
+                           description="Train a classifier (or a regression with --task regression): with no "
+                                       "options an MLP on the spiral data set; --data PATH for your own CSV or .npz.")
     add_train_arguments(train)
     train.set_defaults(func=_train)
 

@@ -1,7 +1,10 @@
-"""The data of a run as arrays (:class:`Data`), and the built-in data sets: ``spiral``, ``digits``, ``mnist``."""
+"""The data of a run as arrays (:class:`Data`), and the built-in data sets: ``spiral``, ``digits``, ``mnist``.
+
+Your own files (``--data``) are read by :mod:`leafgrad.cli.table`.
+"""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -17,18 +20,23 @@ class Data:
     """A data set as arrays shaped for the model: ``x_train t_train x_test t_test`` (no test data: None).
 
     ``x`` arrays are float32, ``(N, D)`` for an MLP or ``(N, C, H, W)`` for a
-    CNN; ``t`` holds int64 class indices; ``num_outputs`` is the number of
-    classes (the model's outputs).
+    CNN; in classification ``t`` holds int64 class indices and ``num_outputs``
+    is the number of classes; in regression ``t`` is float32 ``(N, k)`` and
+    ``num_outputs`` is ``k``.  ``info`` describes your own file
+    (:class:`leafgrad.cli.table.DataInfo`: column names, label names, scaling);
+    None for the built-in data sets.
     """
 
     def __init__(self, name: str, x_train: np.ndarray, t_train: np.ndarray,
                  x_test: Optional[np.ndarray], t_test: Optional[np.ndarray], num_outputs: int,
-                 image_shape: Optional[tuple] = None) -> None:
+                 image_shape: Optional[tuple] = None, task: str = "classification", info: Any = None) -> None:
         self.name = name
         self.x_train, self.t_train = x_train, t_train
         self.x_test, self.t_test = x_test, t_test
         self.num_outputs = num_outputs
         self.image_shape = image_shape
+        self.task = task
+        self.info = info
 
     @property
     def input_dim(self) -> int:
@@ -38,8 +46,11 @@ class Data:
     def describe(self) -> str:
         """``'spiral: 300 train / 300 test, 2 features, 3 classes'``."""
         test = f" / {len(self.x_test)} test" if self.x_test is not None else ""
-        return (f"{self.name}: {len(self.x_train)} train{test}, {self.input_dim} features, "
-                f"{self.num_outputs} classes")
+        if self.task == "regression":
+            target = f"regression of {self.info.target!r}" if self.info is not None else "regression"
+        else:
+            target = f"{self.num_outputs} classes"
+        return f"{self.name}: {len(self.x_train)} train{test}, {self.input_dim} features, {target}"
 
 
 def shape_for(model: str, x: np.ndarray, image_shape: Optional[tuple]) -> np.ndarray:

@@ -7,7 +7,7 @@ __all__ = ["UsageError", "DataError", "sentence"]
 
 
 class UsageError(Exception):
-    """A bad option: ``main`` prints the message as one sentence and exits with status 2."""
+    """A bad option or a bad data file: ``main`` prints the message as one sentence and exits with status 2."""
 
     def __init__(self, message: str, prog: Optional[str] = None) -> None:
         super().__init__(message)

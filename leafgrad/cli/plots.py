@@ -1,7 +1,9 @@
 """The pictures of a run (matplotlib is optional: without it each function returns False and draws nothing).
 
 ``curves.png``: loss and accuracy against epoch; ``decision_boundary.png``: the
-predicted class over the plane of two input features.
+predicted class over the plane of two input features; for your own data,
+``confusion_matrix.png`` (classification) or ``predictions.png`` (regression)
+on the test rows.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import numpy as np
 from leafgrad._atomic import write_atomic
 from leafgrad.training import EpochMetrics
 
-__all__ = ["figure_class", "plot_curves", "plot_decision_boundary"]
+__all__ = ["figure_class", "plot_curves", "plot_decision_boundary", "plot_confusion_matrix",
+           "plot_predictions"]
 
 
 def figure_class() -> Optional[type]:
@@ -97,3 +100,50 @@ def plot_decision_boundary(path: str, classify: Callable[[np.ndarray], np.ndarra
     _save_figure(fig, path)
     return True
 
+
+def plot_confusion_matrix(path: str, t: np.ndarray, predicted: np.ndarray, class_names: Sequence[str],
+                          title: str) -> bool:
+    """Draw how many rows of each true class (rows) got each predicted class (columns)."""
+    Figure = figure_class()
+    if Figure is None:
+        return False
+    k = len(class_names)
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (t, predicted), 1)
+    size = min(4 + 0.45 * k, 14)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, label="rows")
+    if k <= 30:
+        ax.set_xticks(range(k), labels=class_names, rotation=45 if k > 5 else 0, ha="right" if k > 5 else "center")
+        ax.set_yticks(range(k), labels=class_names)
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center",
+                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    _save_figure(fig, path)
+    return True
+
+
+def plot_predictions(path: str, t: np.ndarray, predicted: np.ndarray, target_name: str, title: str) -> bool:
+    """Draw predicted against true values (one point per row and output), with the line of perfect predictions."""
+    Figure = figure_class()
+    if Figure is None:
+        return False
+    fig = Figure(figsize=(5.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    true, pred = t.ravel(), predicted.ravel()
+    ax.scatter(true, pred, s=14, alpha=0.7, edgecolors="black", linewidths=0.3)
+    lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="C1", label="perfect prediction")
+    ax.set_xlabel(f"true {target_name}")
+    ax.set_ylabel(f"predicted {target_name}")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save_figure(fig, path)
+    return True

@@ -13,14 +13,14 @@ import math
 import os
 import tempfile
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from leafgrad._atomic import write_atomic
 from leafgrad.cli.errors import UsageError
 from leafgrad.training import Callback, EpochMetrics, Trainer
 
 __all__ = ["METRIC_COLUMNS", "CHECKPOINT", "WEIGHTS", "RUN_FILE", "METRICS", "RunFolder", "default_out",
-           "prepare_out", "write_metrics", "read_metrics", "write_json", "read_run", "RUN_OPTIONS"]
+           "prepare_out", "write_metrics", "read_metrics", "write_json", "read_run", "run_options"]
 
 #: The columns of ``metrics.csv``: one row per epoch.
 METRIC_COLUMNS = EpochMetrics._fields
@@ -29,8 +29,16 @@ WEIGHTS = "model.npz"
 RUN_FILE = "run.json"
 METRICS = "metrics.csv"
 
-#: The options that define a run (kept in run.json; fixed once a run has started).
-RUN_OPTIONS = ("dataset", "model", "hidden", "batch_size", "optimizer", "lr", "seed")
+#: The options that define a run (kept in run.json; fixed once a run has started), on a built-in data set ...
+BUILTIN_OPTIONS = ("dataset", "model", "hidden", "batch_size", "optimizer", "lr", "seed")
+#: ... and on your own file.
+FILE_OPTIONS = ("data", "target", "task", "test_fraction", "model", "hidden", "batch_size", "optimizer", "lr",
+                "seed")
+
+
+def run_options(config: Dict[str, Any]) -> Sequence[str]:
+    """The options that define the run of ``config``."""
+    return FILE_OPTIONS if config.get("data") is not None else BUILTIN_OPTIONS
 
 
 def default_out(name: str, model: str) -> str:
@@ -98,24 +106,27 @@ def read_run(folder: str, option: str, need: Sequence[str], purpose: str) -> Dic
     return record
 
 
-def _record(config: Dict[str, Any], history: Sequence[EpochMetrics]) -> Dict[str, Any]:
-    """What run.json holds: the options and the progress."""
+def _record(config: Dict[str, Any], history: Sequence[EpochMetrics], data_info: Any) -> Dict[str, Any]:
+    """What run.json holds: the options, the progress, and how your own file was read."""
     from leafgrad import __version__
     record = {"leafgrad_version": __version__,
-              "config": {k: config[k] for k in (*RUN_OPTIONS, "epochs")},
+              "config": {k: config[k] for k in (*run_options(config), "epochs")},
               "epochs_done": len(history), "seconds": history[-1].seconds if history else 0.0}
     if history:
         record["last_epoch"] = {k: (None if isinstance(v, float) and math.isnan(v) else v)
                                 for k, v in history[-1]._asdict().items()}
+    if data_info is not None:
+        record["data_info"] = data_info.to_json()
     return record
 
 
 class RunFolder(Callback):
     """Rewrites ``metrics.csv``, ``checkpoint.npz`` and ``run.json`` in ``out`` after every epoch (rank 0 only)."""
 
-    def __init__(self, out: str, config: Dict[str, Any]) -> None:
+    def __init__(self, out: str, config: Dict[str, Any], data_info: Optional[Any] = None) -> None:
         self.out = out
         self.config = config
+        self.data_info = data_info
 
     def path(self, name: str) -> str:
         """The path of the run's file ``name``."""
@@ -127,7 +138,7 @@ class RunFolder(Callback):
             return
         write_metrics(self.path(METRICS), trainer.history)
         trainer.save(self.path(CHECKPOINT))
-        write_json(self.path(RUN_FILE), _record(self.config, trainer.history))
+        write_json(self.path(RUN_FILE), _record(self.config, trainer.history, self.data_info))
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         """Save after every epoch, so that the run can be resumed from there."""

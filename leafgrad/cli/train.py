@@ -1,4 +1,4 @@
-"""``leafgrad train``: train on a built-in data set, write the run's folder, print a summary.
+"""``leafgrad train``: train on a built-in data set or your own file, write the run's folder, print a summary.
 
 The loop is :class:`leafgrad.training.Trainer`; this module chooses the data,
 the model and the optimizer from the options, and shows and keeps what
@@ -20,14 +20,16 @@ import numpy as np
 from leafgrad.cli.data import Data, load_builtin
 from leafgrad.cli.errors import DataError, UsageError
 from leafgrad.cli.options import resolve_train_options
-from leafgrad.cli.plots import plot_curves, plot_decision_boundary
+from leafgrad.cli.plots import (plot_confusion_matrix, plot_curves, plot_decision_boundary,
+                                plot_predictions)
 from leafgrad.cli.progress import Progress, fmt_num, fmt_pct
 from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, RunFolder, default_out, prepare_out
+from leafgrad.cli.table import load_file
 from leafgrad.optimizers import from_name
 from leafgrad.serialization import SerializationError
 from leafgrad.training import DivergenceError, Trainer
 
-__all__ = ["cmd_train", "make_trainer", "build_model", "describe_model", "count_params"]
+__all__ = ["cmd_train", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
 
 
 def build_model(kind: str, hidden: Sequence[int], outputs: int) -> Any:
@@ -51,13 +53,23 @@ def count_params(model: Any) -> int:
     return int(sum(p.data.size for p in model.params() if p.data is not None))
 
 
+def load_data(config: Dict[str, Any]) -> Data:
+    """The run's data: a built-in data set, or your own file (``config["data"]``)."""
+    if config.get("data") is not None:
+        path = os.path.relpath(config["data"])  # as the user would write it in messages (run.json keeps it whole)
+        return load_file(path if not path.startswith(os.pardir) else config["data"], config["target"],
+                         config["task"], config["test_fraction"], config["seed"], config["model"])
+    return load_builtin(config["dataset"], config["model"])
+
+
 def make_trainer(config: Dict[str, Any], comm: Any = None) -> Tuple[Trainer, Data]:
     """Data, model, optimizer and trainer for a run's settings (NumPy's global generator seeded by ``seed``)."""
-    data = load_builtin(config["dataset"], config["model"])
+    data = load_data(config)
     np.random.seed(config["seed"])  # initial weights come from NumPy's global generator, as in DeZero
     model = build_model(config["model"], config["hidden"], data.num_outputs)
     optimizer = from_name(config["optimizer"], config["lr"])
-    trainer = Trainer(model, optimizer, batch_size=config["batch_size"], seed=config["seed"], comm=comm)
+    trainer = Trainer(model, optimizer, task=data.task, batch_size=config["batch_size"], seed=config["seed"],
+                      comm=comm)
     return trainer, data
 
 
@@ -75,8 +87,9 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     """``leafgrad train`` on one process, or on one rank (``comm``) with ``--distributed``."""
     is_main = comm is None or comm.is_root
     config, previous = resolve_train_options(args)
+    name = config.get("dataset") or os.path.splitext(os.path.basename(config["data"]))[0]
     out = args.out if args.out is not None else (args.resume if args.resume is not None
-                                                  else default_out(config["dataset"], config["model"]))
+                                                  else default_out(name, config["model"]))
     created = is_main and not os.path.exists(out)
     if is_main:
         prepare_out(out)
@@ -85,12 +98,12 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     except (UsageError, DataError):
         if created:
             with contextlib.suppress(OSError):
-                os.rmdir(out)  # data that cannot be loaded leaves no empty run folder behind
+                os.rmdir(out)  # a bad data file leaves no empty run folder behind
         raise
     say = (lambda *a: None) if args.quiet or not is_main else (lambda *a: print(*a, flush=True))
-    folder = RunFolder(out, config)
+    folder = RunFolder(out, config, data.info)
     if previous is not None:
-        _resume(trainer, args.resume)
+        _resume(trainer, data, previous, args.resume)
         say(f"resuming {args.resume} after epoch {trainer.epoch}")
         if trainer.epoch >= config["epochs"]:
             say(f"the run has already trained {trainer.epoch} epochs; pass --epochs N with N > "
@@ -130,8 +143,11 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     return _finish(args, trainer, data, config, folder, model_text, session)
 
 
-def _resume(trainer: Trainer, folder: str) -> None:
-    """Load the run's checkpoint into ``trainer``."""
+def _resume(trainer: Trainer, data: Data, previous: dict, folder: str) -> None:
+    """Load the run's checkpoint into ``trainer``, after checking that your own file has not changed."""
+    if data.info is not None and previous.get("data_info", {}).get("sha256") != data.info.sha256:
+        raise UsageError(f"--resume {folder}: {previous['config']['data']} has changed since the run "
+                         "started (its contents differ), so the run cannot go on exactly; start a new run")
     path = os.path.join(folder, CHECKPOINT)
     try:
         trainer.load(path)
@@ -166,16 +182,22 @@ def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict
     written = [WEIGHTS, "metrics.csv", CHECKPOINT, "run.json"] + _pictures(folder, trainer, data, config, final_train)
     out = folder.out
     total = history[-1].seconds if history else 0.0
+    regression = data.task == "regression"
     if args.quiet:
-        print(f"train accuracy {fmt_pct(final_train[1])}, test accuracy {fmt_pct(final_test[1])}, "
-              f"{trainer.epoch} epochs, {total:.1f} s, {out}")
+        scores = (f"train mse {fmt_num(final_train[0])}, test mse {fmt_num(final_test[0])}" if regression else
+                  f"train accuracy {fmt_pct(final_train[1])}, test accuracy {fmt_pct(final_test[1])}")
+        print(f"{scores}, {trainer.epoch} epochs, {total:.1f} s, {out}")
         return 0
     from leafgrad.memory import format_bytes
     print()
     print(f"done: {trainer.epoch} epochs in {total:.1f} s" + ("" if session is None else f" ({session:.1f} s this session)"))
-    print(f"  train accuracy {fmt_pct(final_train[1])} (loss {fmt_num(final_train[0])})"
-          + ("" if data.x_test is None else
-             f", test accuracy {fmt_pct(final_test[1])} (loss {fmt_num(final_test[0])})"))
+    if regression:
+        print(f"  train mean squared error {fmt_num(final_train[0])}"
+              + ("" if data.x_test is None else f", test mean squared error {fmt_num(final_test[0])}"))
+    else:
+        print(f"  train accuracy {fmt_pct(final_train[1])} (loss {fmt_num(final_train[0])})"
+              + ("" if data.x_test is None else
+                 f", test accuracy {fmt_pct(final_test[1])} (loss {fmt_num(final_test[0])})"))
     print(f"  model: {model_text}, {count_params(trainer.model):,} parameters")
     print(f"  memory of one training step (batch of {n}), measured with leafgrad.memory:")
     print(f"    forward:  peak {format_bytes(fwd.peak)}; the graph keeps {format_bytes(fwd.current)} "
@@ -192,19 +214,36 @@ def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict
 def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str, Any],
               final_train: Tuple[float, float]) -> List[str]:
     """Draw the run's pictures; returns the names written (and says once if matplotlib is missing)."""
+    info = data.info
+    regression = data.task == "regression"
     title = f"{data.name}, {describe_model(config['model'], config['hidden'], data)}, {config['optimizer']}"
     drawn: List[Tuple[str, bool]] = []
     if trainer.history:
-        drawn.append(("curves.png", plot_curves(folder.path("curves.png"), trainer.history, title,
-                                                "softmax cross-entropy")))
-    if data.x_train.ndim == 2 and data.x_train.shape[1] == 2:
-        def classify(points: np.ndarray) -> np.ndarray:
-            return np.argmax(trainer.predict(points), axis=1)
+        loss_name = "mean squared error" if regression else "softmax cross-entropy"
+        drawn.append(("curves.png", plot_curves(folder.path("curves.png"), trainer.history, title, loss_name)))
+    if not regression and data.x_train.ndim == 2 and data.x_train.shape[1] == 2:
+        x = data.x_train if info is None else data.x_train * info.std + info.mean  # in the file's units
 
+        def classify(points: np.ndarray) -> np.ndarray:
+            return np.argmax(trainer.predict(points if info is None else info.scale(points)), axis=1)
+
+        names = [f"class {c}" for c in range(data.num_outputs)] if info is None else info.labels
+        axes = ("x1 (first input feature)", "x2 (second input feature)") if info is None else info.features
         drawn.append(("decision_boundary.png", plot_decision_boundary(
-            folder.path("decision_boundary.png"), classify, data.x_train, data.t_train,
-            [f"class {c}" for c in range(data.num_outputs)], ("x1 (first input feature)", "x2 (second input feature)"),
+            folder.path("decision_boundary.png"), classify, x, data.t_train, names, axes,
             f"decision boundary after {trainer.epoch} epochs (train accuracy {fmt_pct(final_train[1])})")))
+    if info is not None:
+        x, t, which = (data.x_test, data.t_test, "test") if data.x_test is not None else \
+            (data.x_train, data.t_train, "training")
+        y = trainer.predict(x)
+        if regression:
+            drawn.append(("predictions.png", plot_predictions(
+                folder.path("predictions.png"), t, y, info.target, f"{data.name}: the {len(t)} {which} rows")))
+        else:
+            correct = int(np.sum(np.argmax(y, axis=1) == t))
+            drawn.append(("confusion_matrix.png", plot_confusion_matrix(
+                folder.path("confusion_matrix.png"), t, np.argmax(y, axis=1), info.labels,
+                f"{data.name}: {correct} of the {len(t)} {which} rows right")))
     if any(not ok for _, ok in drawn):
         print("matplotlib is not installed, so the pictures were skipped (pip install matplotlib)", file=sys.stderr)
     return [name for name, ok in drawn if ok]
