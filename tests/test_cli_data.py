@@ -24,7 +24,7 @@ def test_csv_classification_with_string_labels(tmp_path, capsys):
     code, stdout, err = run(capsys, "train", "--data", data, "--target", "kind", "--out", out, "--epochs", "15")
     assert code == 0, err
     assert "trees.csv: 72 train / 18 test, 2 features, 3 classes" in stdout
-    assert "mlp 2-100-3" in stdout
+    assert "mlp 2-100-3" in stdout and "predict new rows with: leafgrad predict" in stdout
     assert "test accuracy 100.0%" in stdout
     record = json.load(open(os.path.join(out, "run.json")))
     assert record["config"]["data"] == os.path.abspath(data) and record["config"]["target"] == "kind"

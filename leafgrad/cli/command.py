@@ -6,11 +6,11 @@ import sys
 from typing import Optional, Sequence
 
 from leafgrad.cli.errors import DataError, UsageError, sentence
-from leafgrad.cli.options import add_graph_arguments, add_train_arguments
+from leafgrad.cli.options import add_graph_arguments, add_predict_arguments, add_train_arguments
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("train", "graph")
+COMMANDS = ("train", "predict", "graph")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,6 +23,11 @@ class _Parser(argparse.ArgumentParser):
 def _train(args: argparse.Namespace) -> int:
     from leafgrad.cli.train import cmd_train
     return cmd_train(args)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from leafgrad.cli.predict import cmd_predict
+    return cmd_predict(args)
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -44,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "options an MLP on the spiral data set; --data PATH for your own CSV or .npz.")
     add_train_arguments(train)
     train.set_defaults(func=_train)
+
+    predict = sub.add_parser("predict", help="predict the rows of a CSV or .npz with a run trained with --data",
+                             description="Predict every row of a CSV or .npz file with a run of leafgrad train "
+                                         "--data, and write the predictions (and probabilities) to a CSV.")
+    add_predict_arguments(predict)
+    predict.set_defaults(func=_predict)
 
     graph = sub.add_parser("graph", help="draw a built-in computational graph (PNG, SVG, PDF or DOT)",
                            description="Draw a built-in computational graph with Graphviz.")

@@ -1,4 +1,4 @@
-"""The options of ``leafgrad train`` and ``leafgrad graph``: their defaults, and every check, each in one place.
+"""The options of ``leafgrad train`` and ``leafgrad predict``: their defaults, and every check, each in one place.
 
 Checks of a single value (a number, a list of sizes) are argparse types; checks
 that need the other options (a name against its table, ``--model cnn`` on 2-D
@@ -18,7 +18,8 @@ from leafgrad.cli.run_folder import CHECKPOINT, read_run, run_options
 from leafgrad.optimizers import OPTIMIZERS
 from leafgrad.training import TASKS
 
-__all__ = ["MODELS", "DEFAULTS", "add_train_arguments", "add_graph_arguments", "resolve_train_options",
+__all__ = ["MODELS", "DEFAULTS", "add_train_arguments", "add_predict_arguments", "add_graph_arguments",
+           "resolve_train_options",
            "int_at_least", "lower"]
 
 MODELS = ("mlp", "cnn")
@@ -134,6 +135,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="data-parallel training over MPI: mpiexec -n N leafgrad train --distributed; "
                         "each batch of --batch-size is split across the N ranks, which train like one "
                         "process (needs pip install 'leafgrad[mpi]')")
+
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``leafgrad predict``."""
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by leafgrad train --data")
+    p.add_argument("--data", metavar="PATH", required=True,
+                   help="a CSV file with the run's feature columns (the target column too, to measure the "
+                        "accuracy), or an .npz holding x (and t)")
+    p.add_argument("--out", metavar="FILE",
+                   help="the CSV to write (default: NAME-predictions.csv in the current folder, for --data NAME.csv)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
 def add_graph_arguments(p: argparse.ArgumentParser) -> None:

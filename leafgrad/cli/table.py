@@ -12,7 +12,7 @@ A share of the rows (``--test-fraction``) is held out for testing, drawn with
 parts hold every class (at least one row each).  The features are standardized
 with the training rows' mean and standard deviation.  :class:`DataInfo` keeps
 those statistics with the column and label names; the run stores it in
-``run.json``, so that new rows can be read the same way.
+``run.json``, so that ``leafgrad predict`` reads new rows the same way.
 
 A problem with a file is a :class:`UsageError` of one sentence that names the
 line and the column.
@@ -29,7 +29,7 @@ import numpy as np
 from leafgrad.cli.data import Data, shape_for
 from leafgrad.cli.errors import UsageError
 
-__all__ = ["DataInfo", "load_file", "file_sha256", "label_strings"]
+__all__ = ["DataInfo", "load_file", "read_for_prediction", "file_sha256", "label_strings"]
 
 TASKS = ("classification", "regression")
 
@@ -337,3 +337,46 @@ def load_file(path: str, target: Optional[str], task: str, test_fraction: float,
     x_test = shape_for(model, xs[test], image_shape) if len(test) else None
     return Data(os.path.basename(path), shape_for(model, xs[train], image_shape), t[train], x_test,
                 t[test] if len(test) else None, info.outputs, image_shape, task, info)
+
+
+# =============================================================================
+# New rows to predict
+# =============================================================================
+def read_for_prediction(path: str, info: DataInfo) -> Tuple[np.ndarray, Optional[Any]]:
+    """The rows of ``path`` as the run's standardized features ``(N, D)``, and its targets if it has them.
+
+    A CSV must have the run's feature columns (in any order) and may have its
+    target column; any other column is an error naming it.  Targets come back
+    as label texts (classification) or an ``(N, k)`` float array (regression).
+    """
+    kind = _check_file(path, "--data")
+    if kind == "csv":
+        table = _Csv(path)
+        missing = [c for c in info.features if c not in table.columns]
+        extra = [c for c in table.columns if c not in info.features and c != info.target]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"lacks the run's feature columns {_list(missing)}")
+            if extra:
+                parts.append(f"has columns the run did not train on: {_list(extra)}")
+            raise UsageError(f"{path} {' and '.join(parts)} (the run's columns are {_list(info.features)}, "
+                             f"with the target {info.target!r})")
+        x = table.numbers(info.features)
+        truth: Any = None
+        if info.target in table.columns:
+            truth = table.numbers([info.target]) if info.task == "regression" else \
+                label_strings(table.strings(info.target))
+        return info.scale(x), truth
+    arrays = _read_npz(path)
+    if "x" not in arrays:
+        raise UsageError(f"{path} must hold an array named x; it holds: {_list(sorted(arrays)) or 'nothing'}")
+    x = _npz_x(path, arrays)
+    want = (len(info.features),) if info.image_shape is None else info.image_shape
+    if int(np.prod(x.shape[1:])) != int(np.prod(want)):
+        raise UsageError(f"{path}: x has rows of shape {x.shape[1:]}, but the run was trained on {tuple(want)}")
+    truth = None
+    if "t" in arrays and len(arrays["t"]) == len(x):
+        t = arrays["t"]
+        truth = t.reshape(len(t), -1).astype(np.float64) if info.task == "regression" else label_strings(t)
+    return info.scale(x.reshape(len(x), -1)), truth

@@ -206,6 +206,8 @@ def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict
           f"({format_bytes(step.current)})")
     print(f"    whole step: peak {format_bytes(step.peak)}")
     print(f"  wrote {out}{os.sep}: {' '.join(written)}")
+    if data.info is not None:
+        print(f"  predict new rows with: leafgrad predict {out} --data FILE")
     if session is None:
         print(f"  continue training with: leafgrad train --resume {out} --epochs {config['epochs'] * 2}")
     return 0
