@@ -1,4 +1,5 @@
 """What the tests of the ``leafgrad`` command share: running it in this process, checking its errors, data files."""
+import importlib.util
 import os
 
 import numpy as np
@@ -8,6 +9,8 @@ from leafgrad import cli
 from leafgrad.cli import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HAS_MPL = importlib.util.find_spec("matplotlib") is not None
+HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from cli_helpers import (assert_one_sentence_error, assert_png, model_weights_finite, no_pictures,  # noqa: F401
-                         run)
+from cli_helpers import (HAS_MPL, HAS_SKLEARN, assert_one_sentence_error, assert_png,  # noqa: F401
+                         model_weights_finite, no_pictures, run)
 from leafgrad.cli import plots
 from leafgrad.cli.progress import Progress
 from leafgrad.cli.run_folder import METRIC_COLUMNS, read_metrics
@@ -21,17 +21,6 @@ from leafgrad.training import EpochMetrics
 
 HAS_DOT = shutil.which("dot") is not None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-try:
-    import matplotlib  # noqa: F401
-    HAS_MPL = True
-except ImportError:
-    HAS_MPL = False
-try:
-    import sklearn  # noqa: F401
-    HAS_SKLEARN = True
-except ImportError:
-    HAS_SKLEARN = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,15 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from cli_helpers import (assert_one_sentence_error, assert_png, linear, model_weights_finite,  # noqa: F401
-                         no_pictures, run, trees, write_csv)
+from cli_helpers import (HAS_MPL, assert_one_sentence_error, assert_png, linear,  # noqa: F401
+                         model_weights_finite, no_pictures, run, trees, write_csv)
 from leafgrad.cli.run_folder import read_metrics
 
-try:
-    import matplotlib  # noqa: F401
-    HAS_MPL = True
-except ImportError:
-    HAS_MPL = False
 
 # ---------------------------------------------------------------------------------------------
 # Training on your own file

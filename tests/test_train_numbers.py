@@ -12,14 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from cli_helpers import no_pictures  # noqa: F401 (a fixture)
+from cli_helpers import HAS_SKLEARN, no_pictures  # noqa: F401 (a fixture)
 from leafgrad import cli
 
-try:
-    import sklearn  # noqa: F401
-    HAS_SKLEARN = True
-except ImportError:
-    HAS_SKLEARN = False
 
 # argv -> rows of (train_loss, train_acc, test_loss, test_acc), one per epoch.
 PINNED = {
