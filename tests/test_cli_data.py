@@ -1,11 +1,13 @@
 """``leafgrad train --data PATH``: your own CSV or .npz, classification and regression, and every bad file."""
 import json
 import os
+import re
+import shlex
 
 import numpy as np
 import pytest
 
-from cli_helpers import (HAS_MPL, assert_one_sentence_error, assert_png, linear,  # noqa: F401
+from cli_helpers import (HAS_MPL, HAS_SKLEARN, assert_one_sentence_error, assert_png, linear,  # noqa: F401
                          model_weights_finite, no_pictures, run, trees, write_csv)
 from leafgrad.cli.run_folder import read_metrics
 
@@ -213,3 +215,101 @@ def test_resume_of_a_built_in_run_takes_no_data_options(tmp_path, capsys, no_pic
     assert run(capsys, "train", "--epochs", "1", "--quiet", "--out", out)[0] == 0
     code, _, err = run(capsys, "train", "--resume", out, "--data", "x.csv")
     assert_one_sentence_error(code, err, "--data does not apply to the run in", "trained on spiral")
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's example, end to end: what it shows is what the commands print
+# ---------------------------------------------------------------------------------------------
+def _readme_section(title):
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"),
+              encoding="utf-8") as f:
+        text = f.read()
+    start = text.index(f"\n## {title}\n")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def _fenced(section, info):
+    """The lines of every fenced block whose opening fence reads ```INFO (``info`` "" for plain blocks)."""
+    blocks, inside, current = [], None, []
+    for line in section.splitlines():
+        if inside is None and line.startswith("```"):
+            inside, current = line[3:].strip(), []
+        elif inside is not None and line.strip() == "```":
+            if inside == info:
+                blocks.append(current)
+            inside = None
+        elif inside is not None:
+            current.append(line)
+    return blocks
+
+
+def _same(shown, printed):
+    """A line of the README against a printed line: timings may differ, "..." stands for lines left out."""
+    def norm(line):
+        return re.sub(r"\d+\.\d s\b", "T s", line.rstrip())
+    return norm(shown) == norm(printed)
+
+
+@pytest.mark.skipif(not HAS_SKLEARN, reason="the README's example needs scikit-learn (its wine data)")
+def test_the_readme_example(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    section = _readme_section("Your own data")
+    (make_wine,) = _fenced(section, "python make_wine.py")
+    sessions = _fenced(section, "")
+    lines = [line for block in sessions for line in block]
+    commands = [i for i, line in enumerate(lines) if line.startswith("$ ")]
+    ran = 0
+    for k, i in enumerate(commands):
+        command = lines[i][2:]
+        shown = [x for x in lines[i + 1:commands[k + 1] if k + 1 < len(commands) else len(lines)]]
+        if command == "python make_wine.py":
+            exec(compile("\n".join(make_wine), "make_wine.py", "exec"), {"__name__": "__main__"})
+            continue
+        if command.startswith("head -2 "):
+            with open(command.split()[-1], encoding="utf-8") as f:
+                printed = [f.readline().rstrip("\n") for _ in range(2)]
+        elif command == "cut -d, -f1-13 wine.csv | sed -n '1p;2p;61p;132p' > new_wines.csv":
+            with open("wine.csv", encoding="utf-8") as f:
+                rows = f.read().splitlines()
+            with open("new_wines.csv", "w", encoding="utf-8") as f:
+                f.write("".join(",".join(rows[n].split(",")[:13]) + "\n" for n in (0, 1, 60, 131)))
+            continue
+        elif command.startswith("cat "):
+            with open(command.split()[-1], encoding="utf-8") as f:
+                printed = f.read().splitlines()
+            assert printed[0] == shown[0] and len(printed) == len(shown)
+            for a, b in zip(shown[1:], printed[1:]):        # probabilities: BLAS may round the last digit
+                assert a.split(",")[0] == b.split(",")[0]
+                np.testing.assert_allclose([float(v) for v in a.split(",")[1:]],
+                                           [float(v) for v in b.split(",")[1:]], rtol=1e-3, atol=1e-6)
+            ran += 1
+            continue
+        elif command.startswith("leafgrad "):
+            if "wine-" in command:  # the bad files of the README: a typo, a short row, one more class
+                with open("wine.csv", encoding="utf-8") as f:
+                    rows = f.read().splitlines()
+                fields = rows[6].split(",")
+                fields[2] = "n/a"
+                typo = rows[:6] + [",".join(fields)] + rows[7:]
+                fields = rows[8].split(",")
+                del fields[5]
+                short = rows[:8] + [",".join(fields)] + rows[9:]
+                nebbiolo = rows + [rows[1].replace("barolo", "nebbiolo")]
+                for name, content in (("typo", typo), ("short-row", short), ("nebbiolo", nebbiolo)):
+                    with open(f"wine-{name}.csv", "w", encoding="utf-8") as f:
+                        f.write("\n".join(content) + "\n")
+            cli_main_code, out, err = run(capsys, *shlex.split(command)[1:])
+            printed = (out + err).splitlines()
+            assert cli_main_code == (2 if "error" in "".join(shown) else 0), err
+        else:
+            raise AssertionError(f"the test does not know the README's command {command!r}")
+        ran += 1
+        j = 0
+        for line in shown:  # each shown line appears, in order ("..." skips printed lines)
+            if line.strip() == "...":
+                continue
+            while j < len(printed) and not _same(line, printed[j]):
+                j += 1
+            assert j < len(printed), (command, line, printed)
+            j += 1
+    assert ran >= 8
