@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -274,64 +274,77 @@ def _split(n: int, classes: Optional[np.ndarray], fraction: float, seed: int) ->
     return np.setdiff1d(np.arange(n), test_rows), test_rows
 
 
+class _Rows(NamedTuple):
+    """A file's rows before splitting: features ``(N, D)`` float64, their names, the target column and its values."""
+
+    x: np.ndarray
+    features: List[str]
+    target: str
+    t: Any                          # label texts (classification) or an (N, k) float64 array (regression)
+    where: Callable[[int], str]     # where row i is, for messages: "line 7" (CSV) or "row 6" (.npz)
+    image_shape: Optional[tuple]
+
+
+def _csv_rows(path: str, target: Optional[str], task: str) -> _Rows:
+    table = _Csv(path)
+    if target is None:
+        raise UsageError(f"--data {path} needs --target NAME, the column to learn; its columns are: "
+                         f"{_list(table.columns)}")
+    if target not in table.columns:
+        raise UsageError(f"--target {target} is not a column of {path}; its columns are: {_list(table.columns)}")
+    features = [c for c in table.columns if c != target]
+    if not features:
+        raise UsageError(f"{path} has no feature columns besides the target {target!r}")
+    x = table.numbers(features)
+    t = table.numbers([target]) if task == "regression" else label_strings(table.strings(target))
+    return _Rows(x, features, target, t, table.where, None)
+
+
+def _npz_rows(path: str, target: Optional[str], task: str) -> _Rows:
+    if target is not None:
+        raise UsageError(f"--target names a column of a CSV file; an .npz holds arrays x and t ({path})")
+    arrays = _read_npz(path)
+    if "x" not in arrays or "t" not in arrays:
+        raise UsageError(f"{path} must hold arrays named x and t; it holds: {_list(sorted(arrays)) or 'nothing'}")
+    x, t = _npz_x(path, arrays), arrays["t"]
+    if len(t) != len(x):
+        raise UsageError(f"{path}: x has {len(x)} rows but t has {len(t)}")
+    image_shape = None if x.ndim == 2 else (x.shape[1:] if x.ndim == 4 else (1,) + x.shape[1:])
+    x = x.reshape(len(x), -1)
+    if task == "regression":
+        if t.dtype.kind not in "biuf" or not 1 <= t.ndim <= 2:
+            raise UsageError(f"{path}: --task regression needs numbers in t, (N,) or (N, k), "
+                             f"got {t.dtype} of shape {t.shape}")
+        t = t.reshape(len(t), -1).astype(np.float64)
+        if not np.isfinite(t).all():
+            raise UsageError(f"{path}: t holds NaN or infinity")
+    elif t.ndim != 1 or t.dtype.kind not in "biufU":
+        raise UsageError(f"{path}: t must hold one class label per row, got {t.dtype} of shape {t.shape}")
+    else:
+        t = label_strings(t)
+    return _Rows(x, [f"x{i}" for i in range(x.shape[1])], "t", t, _npz_row, image_shape)
+
+
 def load_file(path: str, target: Optional[str], task: str, test_fraction: float, seed: int,
               model: str) -> Data:
     """Read ``--data PATH`` into a :class:`Data` (split, standardized, shaped for ``model``), with its :class:`DataInfo`."""
-    kind = _check_file(path, "--data")
-    if kind == "csv":
-        table = _Csv(path)
-        if target is None:
-            raise UsageError(f"--data {path} needs --target NAME, the column to learn; its columns are: "
-                             f"{_list(table.columns)}")
-        if target not in table.columns:
-            raise UsageError(f"--target {target} is not a column of {path}; its columns are: "
-                             f"{_list(table.columns)}")
-        features = [c for c in table.columns if c != target]
-        if not features:
-            raise UsageError(f"{path} has no feature columns besides the target {target!r}")
-        x = table.numbers(features)
-        where: Callable[[int], str] = table.where
-        raw_t: Any = table.numbers([target]) if task == "regression" else label_strings(table.strings(target))
-        image_shape = None
-    else:
-        if target is not None:
-            raise UsageError(f"--target names a column of a CSV file; an .npz holds arrays x and t ({path})")
-        arrays = _read_npz(path)
-        if "x" not in arrays or "t" not in arrays:
-            raise UsageError(f"{path} must hold arrays named x and t; it holds: {_list(sorted(arrays)) or 'nothing'}")
-        x, t_arr = _npz_x(path, arrays), arrays["t"]
-        if len(t_arr) != len(x):
-            raise UsageError(f"{path}: x has {len(x)} rows but t has {len(t_arr)}")
-        image_shape = None if x.ndim == 2 else (x.shape[1:] if x.ndim == 4 else (1,) + x.shape[1:])
-        x = x.reshape(len(x), -1)
-        features, target = [f"x{i}" for i in range(x.shape[1])], "t"
-        if task == "regression":
-            if t_arr.dtype.kind not in "biuf" or not 1 <= t_arr.ndim <= 2:
-                raise UsageError(f"{path}: --task regression needs numbers in t, (N,) or (N, k), "
-                                 f"got {t_arr.dtype} of shape {t_arr.shape}")
-            raw_t = t_arr.reshape(len(t_arr), -1).astype(np.float64)
-            if not np.isfinite(raw_t).all():
-                raise UsageError(f"{path}: t holds NaN or infinity")
-        elif t_arr.ndim != 1 or t_arr.dtype.kind not in "biufU":
-            raise UsageError(f"{path}: t must hold one class label per row, got {t_arr.dtype} of shape {t_arr.shape}")
-        else:
-            raw_t = label_strings(t_arr)
-        where = _npz_row
+    rows = (_csv_rows if _check_file(path, "--data") == "csv" else _npz_rows)(path, target, task)
+    x, image_shape = rows.x, rows.image_shape
     if model == "cnn" and image_shape is None:
         raise UsageError(f"--model cnn needs images (an .npz whose x is (N, H, W) or (N, C, H, W)), but {path} "
                          f"has {x.shape[1]} features per row; use --model mlp")
     if task == "regression":
-        labels, t, classes = None, raw_t.astype(np.float32), None
+        labels, t, classes = None, rows.t.astype(np.float32), None
         if len(t) < 2 and test_fraction > 0:
             raise UsageError(f"{path} has a single row: nothing to split into training and test rows")
     else:
-        labels, t = _encode_labels(path, target, raw_t, where, test_fraction)
+        labels, t = _encode_labels(path, rows.target, rows.t, rows.where, test_fraction)
         classes = t
     train, test = _split(len(x), classes, test_fraction, seed)
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)
     std[std == 0] = 1.0  # a constant feature stays 0 instead of dividing by 0
-    info = DataInfo(features, target, task, labels, len(labels) if labels else t.shape[1], mean, std,
+    info = DataInfo(rows.features, rows.target, task, labels, len(labels) if labels else t.shape[1], mean, std,
                     image_shape, file_sha256(path))
     xs = info.scale(x)
     x_test = shape_for(model, xs[test], image_shape) if len(test) else None
