@@ -12,7 +12,7 @@ import numpy as np
 
 import leafgrad.functions as F
 from leafgrad import Variable
-from leafgrad.cli import tanh_derivative  # the graph that ``leafgrad graph --order N`` draws
+from leafgrad.cli.graph import tanh_derivative  # the graph that ``leafgrad graph --order N`` draws
 from leafgrad.utils import plot_dot_graph
 
 from _example_common import make_parser, parse_args, pyplot, save_figure

@@ -1,4 +1,4 @@
-"""Models: ``Model`` (a ``Layer`` that can draw itself), ``Sequential``, ``MLP``, and the classic CNNs.
+"""Models: ``Model`` (a ``Layer`` that can draw itself), ``Sequential``, ``MLP``, ``SmallCNN``, the classic CNNs.
 
 ``VGG16``, ``ResNet50/101/152`` and ``SqueezeNet`` build and run without any
 network access; their weights are created lazily at the first forward pass.
@@ -17,7 +17,7 @@ import leafgrad.layers as L
 from leafgrad.core import Variable
 from leafgrad.layers import Layer
 
-__all__ = ["Model", "Sequential", "MLP", "VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152",
+__all__ = ["Model", "Sequential", "MLP", "SmallCNN", "VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152",
            "SqueezeNet"]
 
 
@@ -66,6 +66,29 @@ class MLP(Model):
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
+
+
+class SmallCNN(Model):
+    """A small CNN for small images: conv3x3(16)-relu-pool2, conv3x3(32)-relu-pool2, linear-relu, linear.
+
+    ``SmallCNN(hidden_size=100, out_size=10)``: ``hidden_size`` units in the
+    fully connected layer, ``out_size`` outputs (one per class).  Takes
+    ``(N, C, H, W)`` images; every size is set at the first forward pass.
+    ``leafgrad train --model cnn`` trains it.
+    """
+
+    def __init__(self, hidden_size: int = 100, out_size: int = 10) -> None:
+        super().__init__()
+        self.conv1 = L.Conv2d(16, kernel_size=3, stride=1, pad=1)
+        self.conv2 = L.Conv2d(32, kernel_size=3, stride=1, pad=1)
+        self.fc1 = L.Linear(hidden_size)
+        self.fc2 = L.Linear(out_size)
+
+    def forward(self, x: Any) -> Variable:
+        x = F.pooling(F.relu(self.conv1(x)), 2, 2)
+        x = F.pooling(F.relu(self.conv2(x)), 2, 2)
+        x = F.reshape(x, (x.shape[0], -1))
+        return self.fc2(F.relu(self.fc1(x)))
 
 
 # =============================================================================

@@ -30,7 +30,7 @@ from leafgrad import cuda
 from leafgrad.core import Parameter
 
 __all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam",
-           "WeightDecay", "ClipGrad", "FreezeParam"]
+           "WeightDecay", "ClipGrad", "FreezeParam", "OPTIMIZERS", "from_name", "learning_rate"]
 
 
 # =============================================================================
@@ -476,3 +476,37 @@ class Adam(Optimizer):
         xp.multiply(m, self.lr, out=step)
         step /= tmp
         data -= step
+
+
+# =============================================================================
+# Optimizers by name
+# =============================================================================
+#: The optimizers by the short names ``leafgrad train --optimizer`` takes, each with the keyword
+#: argument that sets its learning rate (``None``: AdaDelta takes none).
+OPTIMIZERS: Dict[str, Tuple[type, Optional[str]]] = {
+    "sgd": (SGD, "lr"),
+    "momentum": (MomentumSGD, "lr"),
+    "adagrad": (AdaGrad, "lr"),
+    "adadelta": (AdaDelta, None),
+    "adam": (Adam, "alpha"),
+}
+
+
+def from_name(name: str, lr: Optional[float] = None) -> Optimizer:
+    """A new optimizer by short name (a key of :data:`OPTIMIZERS`), with learning rate ``lr`` when given.
+
+    AdaDelta takes no learning rate and ignores ``lr``.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    cls, keyword = OPTIMIZERS[name]
+    return cls(**({keyword: lr} if keyword is not None and lr is not None else {}))
+
+
+def learning_rate(optimizer: Any) -> Optional[float]:
+    """The learning rate ``optimizer`` was given (Adam's ``alpha``, SGD's ``lr``); None if it takes none."""
+    for cls, keyword in OPTIMIZERS.values():
+        if isinstance(optimizer, cls):
+            return None if keyword is None else float(getattr(optimizer, keyword))
+    lr = getattr(optimizer, "lr", None)
+    return float(lr) if isinstance(lr, (int, float)) else None

@@ -11,52 +11,16 @@ import sys
 import numpy as np
 import pytest
 
-from leafgrad import cli
+from cli_helpers import (HAS_MPL, HAS_SKLEARN, assert_one_sentence_error, assert_png,  # noqa: F401
+                         model_weights_finite, no_pictures, run)
+from leafgrad.cli import plots
+from leafgrad.cli.progress import Progress
+from leafgrad.cli.run_folder import METRIC_COLUMNS, read_metrics
+from leafgrad.cli.train import make_trainer
+from leafgrad.training import EpochMetrics
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HAS_DOT = shutil.which("dot") is not None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-try:
-    import matplotlib  # noqa: F401
-    HAS_MPL = True
-except ImportError:
-    HAS_MPL = False
-try:
-    import sklearn  # noqa: F401
-    HAS_SKLEARN = True
-except ImportError:
-    HAS_SKLEARN = False
-
-
-@pytest.fixture
-def no_pictures(monkeypatch):
-    """Skip matplotlib in tests that do not look at the pictures (they are the slow part)."""
-    monkeypatch.setattr(cli, "_figure_class", lambda: None)
-
-
-def run(capsys, *argv):
-    """``leafgrad *argv`` in this process: (exit status, stdout, stderr)."""
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_png(path):
-    assert os.path.isfile(path), path
-    with open(path, "rb") as f:
-        assert f.read(8) == PNG_SIGNATURE, path
-    assert os.path.getsize(path) > 5000, path  # a real picture, not an empty canvas
-
-
-def assert_one_sentence_error(code, err, *words):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert lines[0].startswith("leafgrad") and lines[0].endswith(".")
-    for w in words:
-        assert w in lines[0], (w, lines[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,10 +35,10 @@ def test_train_spiral_writes_everything(tmp_path, capsys):
     if HAS_MPL:
         assert_png(os.path.join(out, "curves.png"))
         assert_png(os.path.join(out, "decision_boundary.png"))
-    rows = cli.read_metrics(os.path.join(out, "metrics.csv"))
+    rows = read_metrics(os.path.join(out, "metrics.csv"))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     for r in rows:
-        assert set(r) == set(cli.METRIC_COLUMNS)
+        assert set(r) == set(METRIC_COLUMNS)
         assert r["train_loss"] > 0 and 0 <= r["train_acc"] <= 1 and 0 <= r["test_acc"] <= 1
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     # the summary: accuracy, time, parameters, memory of one step split into forward and backward
@@ -92,9 +56,9 @@ def test_weights_file_loads_into_a_fresh_model(tmp_path, capsys, no_pictures):
     assert run(capsys, "train", "--epochs", "1", "--out", out, "--quiet")[0] == 0
     config = json.load(open(os.path.join(out, "run.json")))["config"]
     config["epochs"] = 1
-    trainer = cli.make_trainer(config)
+    trainer, data = make_trainer(config)
     trainer.model.load_weights(os.path.join(out, "model.npz"))
-    _, acc = trainer.evaluate(trainer.data.x_train, trainer.data.t_train)
+    _, acc = trainer.evaluate(data.x_train, data.t_train)
     assert acc > 0.4
 
 
@@ -105,8 +69,8 @@ def test_resume_continues_exactly(tmp_path, capsys, no_pictures):
     code, stdout, err = run(capsys, "train", "--resume", split, "--epochs", "4")
     assert code == 0, err
     assert "resuming" in stdout
-    a = cli.read_metrics(os.path.join(straight, "metrics.csv"))
-    b = cli.read_metrics(os.path.join(split, "metrics.csv"))
+    a = read_metrics(os.path.join(straight, "metrics.csv"))
+    b = read_metrics(os.path.join(split, "metrics.csv"))
     assert len(a) == len(b) == 4
     for ra, rb in zip(a, b):
         for key in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc"):
@@ -147,13 +111,13 @@ def test_tqdm_bar_on_a_terminal():
             return True
 
     stream = Terminal()
-    progress = cli.Progress(0, 2, 3, quiet=False, stream=stream)
+    progress = Progress(0, 2, 3, quiet=False, stream=stream)
     assert progress.bar is not None
-    for epoch in range(2):
-        progress.start_epoch(epoch)
-        for _ in range(3):
-            progress.batch(0.5, 0.75)
-        progress.end_epoch([epoch + 1, 0.5, 0.75, 0.6, 0.7, 0.1])
+    for epoch in range(1, 3):
+        progress.on_epoch_begin(None, epoch)
+        for batch in range(1, 4):
+            progress.on_batch_end(None, batch, 0.5, 0.75)
+        progress.on_epoch_end(None, EpochMetrics(epoch, 0.5, 0.75, 0.6, 0.7, 0.1))
     progress.close()
     text = stream.getvalue()
     assert "epoch 2/2" in text and "loss 0.5000" in text and "acc 75.0%" in text
@@ -161,31 +125,13 @@ def test_tqdm_bar_on_a_terminal():
 
 
 def test_pictures_skipped_without_matplotlib(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_figure_class", lambda: None)
+    monkeypatch.setattr(plots, "figure_class", lambda: None)
     out = str(tmp_path / "nompl")
     code, stdout, err = run(capsys, "train", "--epochs", "1", "--out", out)
     assert code == 0
     assert "pictures were skipped" in err and "pip install matplotlib" in err
     assert not os.path.exists(os.path.join(out, "curves.png"))
     assert os.path.isfile(os.path.join(out, "metrics.csv"))
-
-
-def test_gradient_hooks_run_before_the_update():
-    config = dict(cli.DEFAULTS["spiral"], dataset="spiral", seed=0, epochs=1)
-    trainer = cli.make_trainer(config)
-    seen = []
-
-    def hook(model):
-        params = list(model.params())
-        assert all(p.grad is not None for p in params)
-        seen.append([p.data.copy() for p in params])
-
-    trainer.gradient_hooks.append(hook)
-    x, t = trainer.data.x_train[:30], trainer.data.t_train[:30]
-    trainer.step(x, t)
-    assert len(seen) == 1
-    after = [p.data for p in trainer.model.params()]
-    assert any(not np.array_equal(b, a) for b, a in zip(seen[0], after))  # the update came after
 
 
 @pytest.mark.skipif(not HAS_SKLEARN, reason="scikit-learn is not installed")
@@ -196,7 +142,7 @@ def test_train_digits(tmp_path, capsys, model, no_pictures):
                             "--hidden", "32", "--out", out)
     assert code == 0, err
     assert "digits: 1438 train / 359 test" in stdout
-    assert len(cli.read_metrics(os.path.join(out, "metrics.csv"))) == 1
+    assert len(read_metrics(os.path.join(out, "metrics.csv"))) == 1
     assert not os.path.exists(os.path.join(out, "decision_boundary.png"))  # 64 inputs, not 2
 
 
@@ -236,6 +182,18 @@ def test_mnist_unavailable_is_one_clear_line(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "train", "--dataset", "mnist", "--out", str(tmp_path / "m"))
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "could not load MNIST" in err and "Traceback" not in err
+
+
+def test_divergence_in_the_first_epoch_keeps_the_initial_checkpoint(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    code, stdout, err = run(capsys, "train", "--lr", "1e10", "--epochs", "3", "--out", out)
+    assert_one_sentence_error(code, err, "training diverged: the loss became nan at epoch 1, batch",
+                              "--lr 1e+10 is too high for adam", "such as --lr 1e+09",
+                              "keeps the checkpoint of epoch 0", status=1)
+    assert "epoch 1/3" not in stdout and "continue" not in stdout + err
+    assert not os.path.exists(os.path.join(out, "model.npz"))   # no weights worth keeping
+    assert model_weights_finite(os.path.join(out, "checkpoint.npz"))
+    assert read_metrics(os.path.join(out, "metrics.csv")) == []
 
 
 # ---------------------------------------------------------------------------------------------

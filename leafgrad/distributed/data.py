@@ -2,8 +2,9 @@
 
 The epoch's order is a permutation drawn from ``(seed, epoch)``, the same on
 every rank without any communication, and new each epoch.  It is cut into
-*global* batches of ``batch_size * size`` examples, exactly the batches one
-process with that batch size would take; global batch ``k`` is split into
+*global* batches of ``batch_size * size`` examples (``batch_size`` with
+``per_rank=False``), exactly the batches one process with that batch size
+would take; global batch ``k`` is split into
 ``size`` consecutive parts, part ``r`` going to rank ``r``.  Every rank thus
 makes the same number of steps (no rank waits forever in a collective for a
 step another rank does not make).  Only the last global batch of an epoch may
@@ -29,13 +30,17 @@ class ShardSampler:
     """The example indices of each step of an epoch, for one rank.
 
     ``ShardSampler(num_examples, batch_size, comm=None, shuffle=True, seed=0,
-    drop_last=False)``; ``batch_size`` is the per-rank batch size.
-    ``drop_last=True`` leaves out the short last global batch (those examples
-    then go to no rank that epoch).
+    drop_last=False, per_rank=True)``; ``batch_size`` is the per-rank batch
+    size, or, with ``per_rank=False``, the global batch size (the examples of
+    one step over all ranks, split as evenly as possible: ranks' shares then
+    differ by at most one example).  ``drop_last=True`` leaves out the short
+    last global batch (those examples then go to no rank that epoch).
+    ``split(order)`` cuts an order of the caller's own into this rank's steps.
     """
 
     def __init__(self, num_examples: int, batch_size: int, comm: Optional[Communicator] = None,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+                 per_rank: bool = True) -> None:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"ShardSampler: batch_size must be a positive int, got {batch_size!r}")
         if num_examples < 0:
@@ -47,11 +52,12 @@ class ShardSampler:
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
+        self.per_rank = per_rank
 
     @property
     def global_batch_size(self) -> int:
-        """Examples per step over all ranks: ``batch_size * size``."""
-        return self.batch_size * self.size
+        """Examples per step over all ranks: ``batch_size * size`` (``batch_size`` when not ``per_rank``)."""
+        return self.batch_size * self.size if self.per_rank else self.batch_size
 
     def __len__(self) -> int:
         """Steps per epoch (the same on every rank)."""
@@ -66,12 +72,22 @@ class ShardSampler:
 
     def batches(self, epoch: int) -> List[np.ndarray]:
         """This rank's index array for each step of ``epoch`` (the last may be shorter, or empty)."""
-        order = self.epoch_order(epoch)
+        return self.split(self.epoch_order(epoch))
+
+    def split(self, order: np.ndarray) -> List[np.ndarray]:
+        """This rank's index array for each step of an epoch that takes the examples in ``order``.
+
+        ``order`` holds ``num_examples`` indices, the same on every rank (for
+        instance a permutation drawn from a generator seeded alike everywhere).
+        """
+        if len(order) != self.num_examples:
+            raise ValueError(f"ShardSampler.split: the order has {len(order)} indices, "
+                             f"expected {self.num_examples}")
         g = self.global_batch_size
         out = []
         for k in range(len(self)):
             global_batch = order[k * g:(k + 1) * g]
-            out.append(np.array_split(global_batch, self.size)[self.rank])
+            out.append(global_batch if self.size == 1 else np.array_split(global_batch, self.size)[self.rank])
         return out
 
     def __iter__(self) -> Iterator[np.ndarray]:

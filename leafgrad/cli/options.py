@@ -1,0 +1,232 @@
+"""The options of ``leafgrad train`` and ``leafgrad predict``: their defaults, and every check, each in one place.
+
+Checks of a single value (a number, a list of sizes) are argparse types; checks
+that need the other options (a name against its table, ``--model cnn`` on 2-D
+points, what may change when resuming) are in :func:`resolve_train_options`.
+Checks of a data file's contents are in :mod:`leafgrad.cli.table`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from leafgrad.cli.data import BUILTIN
+from leafgrad.cli.errors import UsageError
+from leafgrad.cli.run_folder import CHECKPOINT, read_run, run_options
+from leafgrad.optimizers import OPTIMIZERS
+from leafgrad.training import TASKS
+
+__all__ = ["MODELS", "DEFAULTS", "add_train_arguments", "add_predict_arguments", "add_graph_arguments",
+           "resolve_train_options",
+           "int_at_least", "lower"]
+
+MODELS = ("mlp", "cnn")
+#: Default learning rate of each optimizer on small 2-D or tabular data (spiral, your own file), and on
+#: images (digits, mnist).  AdaDelta takes none: its 1.0 is only recorded.
+SMALL_DATA_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.1, "adadelta": 1.0, "adam": 0.01}
+IMAGE_LR = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 0.001}
+#: What ``leafgrad train`` uses when an option is not given: per built-in data set, and for ``--data`` ("file").
+DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "spiral": dict(model="mlp", hidden=[100, 100], epochs=100, batch_size=30, optimizer="adam", lr=SMALL_DATA_LR),
+    "digits": dict(model="mlp", hidden=[100], epochs=20, batch_size=32, optimizer="adam", lr=IMAGE_LR),
+    "mnist": dict(model="mlp", hidden=[1000], epochs=5, batch_size=100, optimizer="adam", lr=IMAGE_LR),
+    "file": dict(model="mlp", hidden=[100], epochs=30, batch_size=32, optimizer="adam", lr=SMALL_DATA_LR),
+}
+
+
+# =============================================================================
+# Single values (argparse types: a bad one is an error naming the option)
+# =============================================================================
+def int_at_least(lowest: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``lowest``, described as ``what`` in the error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text!r}")
+    return value
+
+
+def _hidden_sizes(text: str) -> List[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip() != ""]
+    except ValueError:
+        sizes = []
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected layer sizes such as 100 or 100,100, got {text!r}")
+    return sizes
+
+
+def lower(text: str) -> str:
+    """An argparse type: a name, trimmed and in lower case."""
+    return text.strip().lower()
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``leafgrad train``."""
+    d = DEFAULTS
+    p.add_argument("--dataset", type=lower, metavar="NAME",
+                   help=f"{', '.join(BUILTIN)} (default spiral; digits needs scikit-learn, mnist downloads once)")
+    p.add_argument("--data", metavar="PATH",
+                   help="your own data instead: a CSV file with a header row (with --target) or an .npz "
+                        "holding arrays x and t")
+    p.add_argument("--target", metavar="NAME",
+                   help="with a CSV --data: the column to learn (class names or whole numbers; numbers with "
+                        "--task regression); every other column is a numeric feature")
+    p.add_argument("--task", type=lower, metavar="KIND",
+                   help="with --data: classification (softmax cross-entropy, accuracy) or regression "
+                        "(mean squared error) (default classification)")
+    p.add_argument("--test-fraction", type=_fraction, metavar="F",
+                   help="with --data: the share of rows held out for testing, drawn with --seed, "
+                        "class by class (default 0.2)")
+    p.add_argument("--model", type=lower, metavar="KIND", help="mlp, or cnn for image data (default mlp)")
+    p.add_argument("--hidden", type=_hidden_sizes, metavar="SIZES",
+                   help="hidden layer sizes, e.g. 100 or 100,100 (default "
+                        f"{','.join(map(str, d['spiral']['hidden']))} for spiral, "
+                        f"{d['digits']['hidden'][0]} for digits, {d['mnist']['hidden'][0]} for mnist, "
+                        f"{d['file']['hidden'][0]} for --data)")
+    p.add_argument("--epochs", type=int_at_least(0, "a whole number of epochs >= 0"), metavar="N",
+                   help=f"total epochs (default {d['spiral']['epochs']} for spiral, "
+                        f"{d['digits']['epochs']} for digits, {d['mnist']['epochs']} for mnist, "
+                        f"{d['file']['epochs']} for --data); with --resume, the new total")
+    p.add_argument("--batch-size", type=int_at_least(1, "a batch size >= 1"), metavar="N",
+                   help=f"examples per step (default {d['spiral']['batch_size']} for spiral, "
+                        f"{d['digits']['batch_size']} for digits, {d['mnist']['batch_size']} for mnist, "
+                        f"{d['file']['batch_size']} for --data)")
+    p.add_argument("--lr", type=_positive_float, metavar="RATE",
+                   help="learning rate (default for spiral and --data / digits and mnist: "
+                        + ", ".join(f"{k} {SMALL_DATA_LR[k]:g}/{IMAGE_LR[k]:g}" for k in OPTIMIZERS
+                                    if k != "adadelta")
+                        + "; adadelta takes none)")
+    p.add_argument("--optimizer", type=lower, metavar="NAME", help=f"{', '.join(OPTIMIZERS)} (default adam)")
+    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1"), metavar="N",
+                   help="random seed for the initial weights, the batch order and the test rows (default 0)")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for metrics.csv, pictures, weights and checkpoint "
+                        "(default: a new folder under runs/)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR, exactly where it stopped")
+    p.add_argument("--quiet", action="store_true", help="print only a one-line result")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI: mpiexec -n N leafgrad train --distributed; "
+                        "each batch of --batch-size is split across the N ranks, which train like one "
+                        "process (needs pip install 'leafgrad[mpi]')")
+
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``leafgrad predict``."""
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by leafgrad train --data")
+    p.add_argument("--data", metavar="PATH", required=True,
+                   help="a CSV file with the run's feature columns (the target column too, to measure the "
+                        "accuracy), or an .npz holding x (and t)")
+    p.add_argument("--out", metavar="FILE",
+                   help="the CSV to write (default: NAME-predictions.csv in the current folder, for --data NAME.csv)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def add_graph_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``leafgrad graph``."""
+    p.add_argument("example", nargs="?", default="tanh", choices=("tanh", "mlp"),
+                   help="tanh: the n-th derivative of tanh (the book's step 35); "
+                        "mlp: a small MLP's loss (default tanh)")
+    p.add_argument("--order", type=int_at_least(1, "a derivative order >= 1"), default=2,
+                   metavar="N", help="derivative order for the tanh example (default 2)")
+    p.add_argument("--out", "-o", metavar="FILE",
+                   help="output file; its extension picks the format (default tanh_gxN.png or mlp.png)")
+    p.add_argument("--format", type=lower, metavar="FMT", help="png, svg, pdf or dot")
+    p.add_argument("--no-verbose", action="store_true", help="leave shapes and dtypes out of the labels")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+
+
+# =============================================================================
+# The run's settings (checks that need several options)
+# =============================================================================
+def _unknown(what: str, name: str, choices: Any) -> UsageError:
+    return UsageError(f"unknown {what} {name!r}; choose from {', '.join(choices)}")
+
+
+def _resume_config(args: argparse.Namespace) -> Tuple[Dict[str, Any], dict]:
+    """The settings of the run in ``--resume DIR``, with a new ``--epochs``; any other change is an error."""
+    previous = read_run(args.resume, "--resume", need=(CHECKPOINT,), purpose="to resume")
+    config = previous["config"]
+    for name in ("dataset", "data", "target", "task", "test_fraction"):
+        if getattr(args, name) is not None and name not in run_options(config):
+            trained_on = config.get("data") or config.get("dataset")
+            raise UsageError(f"--{name.replace('_', '-')} does not apply to the run in {args.resume}, "
+                             f"trained on {trained_on}")
+    for name in run_options(config):
+        given = getattr(args, name)
+        if name == "data" and given is not None:
+            given = os.path.abspath(given)
+        if given is not None and given != config.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} cannot change when resuming (the run used {flag} {config.get(name)}); "
+                             "leave it out or start a new run")
+    if args.epochs is not None:
+        config["epochs"] = args.epochs
+    return config, previous
+
+
+def resolve_train_options(args: argparse.Namespace) -> Tuple[Dict[str, Any], Optional[dict]]:
+    """The run's settings, from the command line and the defaults, or from the run to resume (then its record)."""
+    if args.resume is not None:
+        return _resume_config(args)
+    if args.data is not None and args.dataset is not None:
+        raise UsageError("give either --dataset or --data, not both")
+    if args.data is None:
+        for flag in ("target", "task", "test_fraction"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} applies to your own data: add --data PATH")
+    dataset = args.dataset if args.dataset is not None else ("file" if args.data is not None else "spiral")
+    if dataset not in BUILTIN and args.data is None:
+        raise _unknown("dataset", dataset, BUILTIN)
+    defaults = DEFAULTS[dataset]
+    config = {name: getattr(args, name) if getattr(args, name) is not None else defaults[name]
+              for name in ("model", "hidden", "epochs", "batch_size", "optimizer")}
+    config["seed"] = args.seed if args.seed is not None else 0
+    if config["model"] not in MODELS:
+        raise _unknown("model", config["model"], MODELS)
+    if config["optimizer"] not in OPTIMIZERS:
+        raise _unknown("optimizer", config["optimizer"], OPTIMIZERS)
+    config["lr"] = args.lr if args.lr is not None else defaults["lr"][config["optimizer"]]
+    if args.data is not None:
+        config.update(data=os.path.abspath(args.data), target=args.target,
+                      task=args.task if args.task is not None else "classification",
+                      test_fraction=args.test_fraction if args.test_fraction is not None else 0.2)
+        if config["task"] not in TASKS:
+            raise _unknown("task", config["task"], TASKS)
+    else:
+        config["dataset"] = dataset
+    if config["model"] == "cnn" and dataset == "spiral":
+        raise UsageError("--model cnn needs image data, but spiral has 2-D points; "
+                         "use --model mlp or --dataset digits")
+    if config["model"] == "cnn" and args.hidden is None:
+        config["hidden"] = [100]
+    if config["model"] == "cnn" and len(config["hidden"]) != 1:
+        raise UsageError("--model cnn takes one --hidden size (the fully connected layer), "
+                         f"got {','.join(map(str, config['hidden']))}")
+    return config, None

@@ -1,0 +1,145 @@
+"""The folder of a run: ``metrics.csv``, ``run.json``, ``checkpoint.npz``, ``model.npz`` (pictures: :mod:`.plots`).
+
+Every file is written atomically (a temporary file, flushed and renamed), so a
+crash or Ctrl-C never leaves half a file.  :class:`RunFolder` is the callback
+that rewrites the metrics, the checkpoint and the run record after every
+epoch; ``leafgrad train --resume DIR`` reads them back.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from leafgrad._atomic import write_atomic
+from leafgrad.cli.errors import UsageError
+from leafgrad.training import Callback, EpochMetrics, Trainer
+
+__all__ = ["METRIC_COLUMNS", "CHECKPOINT", "WEIGHTS", "RUN_FILE", "METRICS", "RunFolder", "default_out",
+           "prepare_out", "write_metrics", "read_metrics", "write_json", "read_run", "run_options"]
+
+#: The columns of ``metrics.csv``: one row per epoch.
+METRIC_COLUMNS = EpochMetrics._fields
+CHECKPOINT = "checkpoint.npz"
+WEIGHTS = "model.npz"
+RUN_FILE = "run.json"
+METRICS = "metrics.csv"
+
+#: The options that define a run (kept in run.json; fixed once a run has started), on a built-in data set ...
+BUILTIN_OPTIONS = ("dataset", "model", "hidden", "batch_size", "optimizer", "lr", "seed")
+#: ... and on your own file.
+FILE_OPTIONS = ("data", "target", "task", "test_fraction", "model", "hidden", "batch_size", "optimizer", "lr",
+                "seed")
+
+
+def run_options(config: Dict[str, Any]) -> Sequence[str]:
+    """The options that define the run of ``config``."""
+    return FILE_OPTIONS if config.get("data") is not None else BUILTIN_OPTIONS
+
+
+def default_out(name: str, model: str) -> str:
+    """A new folder name under ``runs/``: ``runs/spiral-mlp-20250101-120000``."""
+    base = os.path.join("runs", f"{name}-{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path, k = base, 1
+    while os.path.exists(path):
+        k += 1
+        path = f"{base}-{k}"
+    return path
+
+
+def prepare_out(path: str) -> str:
+    """Create ``path`` and check that files can be written there; UsageError otherwise."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise UsageError(f"cannot write to --out {path}: {reason}") from None
+    return path
+
+
+def write_metrics(path: str, history: Sequence[EpochMetrics]) -> None:
+    """Write ``metrics.csv``: a header, then one row per epoch (NaN as an empty field)."""
+    def write(f: Any) -> None:
+        w = csv.writer(f)
+        w.writerow(METRIC_COLUMNS)
+        for m in history:
+            w.writerow([int(m.epoch)] + ["" if math.isnan(v) else repr(float(v)) for v in m[1:]])
+    write_atomic(path, write, binary=False)
+
+
+def read_metrics(path: str) -> List[Dict[str, float]]:
+    """Read ``metrics.csv`` back as a list of dicts (empty fields become NaN)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: (float(v) if v != "" else float("nan")) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def read_run(folder: str, option: str, need: Sequence[str], purpose: str) -> Dict[str, Any]:
+    """The record ``run.json`` of the run in ``folder``, which must also hold the files ``need``.
+
+    A missing file is a UsageError naming ``option``: ``"--resume DIR: no run
+    to resume there (...)"`` for the ``purpose`` ``"to resume"``.
+    """
+    missing = [name for name in (RUN_FILE, *need) if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise UsageError(f"{option} {folder}: no run {purpose} there (expected {' and '.join((RUN_FILE, *need))} "
+                         "written by leafgrad train)")
+    try:
+        with open(os.path.join(folder, RUN_FILE), encoding="utf-8") as f:
+            record = json.load(f)
+        record["config"] = dict(record["config"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"{option} {folder}: cannot read {RUN_FILE} ({err})") from None
+    return record
+
+
+def _record(config: Dict[str, Any], history: Sequence[EpochMetrics], data_info: Any) -> Dict[str, Any]:
+    """What run.json holds: the options, the progress, and how your own file was read."""
+    from leafgrad import __version__
+    record = {"leafgrad_version": __version__,
+              "config": {k: config[k] for k in (*run_options(config), "epochs")},
+              "epochs_done": len(history), "seconds": history[-1].seconds if history else 0.0}
+    if history:
+        record["last_epoch"] = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                for k, v in history[-1]._asdict().items()}
+    if data_info is not None:
+        record["data_info"] = data_info.to_json()
+    return record
+
+
+class RunFolder(Callback):
+    """Rewrites ``metrics.csv``, ``checkpoint.npz`` and ``run.json`` in ``out`` after every epoch (rank 0 only)."""
+
+    def __init__(self, out: str, config: Dict[str, Any], data_info: Optional[Any] = None) -> None:
+        self.out = out
+        self.config = config
+        self.data_info = data_info
+
+    def path(self, name: str) -> str:
+        """The path of the run's file ``name``."""
+        return os.path.join(self.out, name)
+
+    def save(self, trainer: Trainer) -> None:
+        """Write the metrics, the checkpoint and the run record as they are now."""
+        if not trainer.is_main:
+            return
+        write_metrics(self.path(METRICS), trainer.history)
+        trainer.save(self.path(CHECKPOINT))
+        write_json(self.path(RUN_FILE), _record(self.config, trainer.history, self.data_info))
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        """Save after every epoch, so that the run can be resumed from there."""
+        self.save(trainer)

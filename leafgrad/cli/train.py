@@ -1,0 +1,251 @@
+"""``leafgrad train``: train on a built-in data set or your own file, write the run's folder, print a summary.
+
+The loop is :class:`leafgrad.training.Trainer`; this module chooses the data,
+the model and the optimizer from the options, and shows and keeps what
+happens (:class:`~leafgrad.cli.progress.Progress`,
+:class:`~leafgrad.cli.run_folder.RunFolder`, the pictures).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from leafgrad.cli.data import Data, load_builtin
+from leafgrad.cli.errors import DataError, UsageError
+from leafgrad.cli.options import resolve_train_options
+from leafgrad.cli.plots import (plot_confusion_matrix, plot_curves, plot_decision_boundary,
+                                plot_predictions)
+from leafgrad.cli.progress import Progress, fmt_num, fmt_pct
+from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, RunFolder, default_out, prepare_out
+from leafgrad.cli.table import load_file
+from leafgrad.optimizers import from_name
+from leafgrad.serialization import SerializationError
+from leafgrad.training import DivergenceError, Trainer
+
+__all__ = ["cmd_train", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
+
+
+def build_model(kind: str, hidden: Sequence[int], outputs: int) -> Any:
+    """An ``mlp`` (ReLU between the ``hidden`` layers) or a ``cnn`` (:class:`~leafgrad.models.SmallCNN`)."""
+    import leafgrad.functions as F
+    from leafgrad.models import MLP, SmallCNN
+    if kind == "mlp":
+        return MLP(tuple(hidden) + (outputs,), activation=F.relu)
+    return SmallCNN(hidden[0], outputs)
+
+
+def describe_model(kind: str, hidden: Sequence[int], data: Data) -> str:
+    """``'mlp 2-100-100-3'`` or ``'cnn conv16-conv32-100-10'``."""
+    if kind == "mlp":
+        return "mlp " + "-".join(str(n) for n in [data.input_dim, *hidden, data.num_outputs])
+    return f"cnn conv16-conv32-{hidden[0]}-{data.num_outputs}"
+
+
+def count_params(model: Any) -> int:
+    """Number of scalars in the model's initialized parameters."""
+    return int(sum(p.data.size for p in model.params() if p.data is not None))
+
+
+def load_data(config: Dict[str, Any]) -> Data:
+    """The run's data: a built-in data set, or your own file (``config["data"]``)."""
+    if config.get("data") is not None:
+        path = os.path.relpath(config["data"])  # as the user would write it in messages (run.json keeps it whole)
+        return load_file(path if not path.startswith(os.pardir) else config["data"], config["target"],
+                         config["task"], config["test_fraction"], config["seed"], config["model"])
+    return load_builtin(config["dataset"], config["model"])
+
+
+def make_trainer(config: Dict[str, Any], comm: Any = None) -> Tuple[Trainer, Data]:
+    """Data, model, optimizer and trainer for a run's settings (NumPy's global generator seeded by ``seed``)."""
+    data = load_data(config)
+    np.random.seed(config["seed"])  # initial weights come from NumPy's global generator, as in DeZero
+    model = build_model(config["model"], config["hidden"], data.num_outputs)
+    optimizer = from_name(config["optimizer"], config["lr"])
+    trainer = Trainer(model, optimizer, task=data.task, batch_size=config["batch_size"], seed=config["seed"],
+                      comm=comm)
+    return trainer, data
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``leafgrad train``: train, write the run's files, print a summary."""
+    if not getattr(args, "distributed", False):
+        return _train(args, None)
+    import leafgrad.distributed as dist
+    comm = dist.init()  # an uncaught error on any rank ends the whole job, naming the rank
+    with dist.abort_on_error(comm, brief=(UsageError, DataError)):
+        return _train(args, comm)
+
+
+def _train(args: argparse.Namespace, comm: Any) -> int:
+    """``leafgrad train`` on one process, or on one rank (``comm``) with ``--distributed``."""
+    is_main = comm is None or comm.is_root
+    config, previous = resolve_train_options(args)
+    name = config.get("dataset") or os.path.splitext(os.path.basename(config["data"]))[0]
+    out = args.out if args.out is not None else (args.resume if args.resume is not None
+                                                  else default_out(name, config["model"]))
+    created = is_main and not os.path.exists(out)
+    if is_main:
+        prepare_out(out)
+    try:
+        trainer, data = make_trainer(config, comm)
+    except (UsageError, DataError):
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)  # a bad data file leaves no empty run folder behind
+        raise
+    say = (lambda *a: None) if args.quiet or not is_main else (lambda *a: print(*a, flush=True))
+    folder = RunFolder(out, config, data.info)
+    if previous is not None:
+        _resume(trainer, data, previous, args.resume)
+        say(f"resuming {args.resume} after epoch {trainer.epoch}")
+        if trainer.epoch >= config["epochs"]:
+            say(f"the run has already trained {trainer.epoch} epochs; pass --epochs N with N > "
+                f"{trainer.epoch} to train more")
+    else:
+        trainer.initialize(data.x_train)
+        folder.save(trainer)  # epoch 0: a run stopped in its first epoch resumes from the start
+    model_text = describe_model(config["model"], config["hidden"], data)
+    opt_text = config["optimizer"] + ("" if config["optimizer"] == "adadelta" else f" lr={config['lr']:g}")
+    say(f"{data.describe()}; {model_text}; {opt_text}; batch {config['batch_size']}; "
+        f"{config['epochs']} epochs; writing to {out}")
+
+    epochs = config["epochs"]
+    start = trainer.epoch
+    progress = Progress(start, epochs, math.ceil(len(data.x_train) / config["batch_size"]),
+                        args.quiet or not is_main)
+    t0 = time.perf_counter()
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence: one sentence below
+            trainer.fit(data.x_train, data.t_train, epochs, validation_data=(data.x_test, data.t_test),
+                        callbacks=[folder, progress])
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"\ninterrupted after {trainer.epoch} epochs; continue with: leafgrad train --resume {out}",
+              file=sys.stderr)
+        return 130
+    except DivergenceError as err:
+        progress.close()
+        if is_main:
+            print(f"leafgrad train: error: {_divergence_sentence(err, config, out, trainer.epoch)}",
+                  file=sys.stderr)
+        return 1
+    progress.close()
+    if not is_main:
+        return 0  # rank 0 evaluates, writes and reports
+    session = time.perf_counter() - t0 if previous is not None else None
+    return _finish(args, trainer, data, config, folder, model_text, session)
+
+
+def _resume(trainer: Trainer, data: Data, previous: dict, folder: str) -> None:
+    """Load the run's checkpoint into ``trainer``, after checking that your own file has not changed."""
+    if data.info is not None and previous.get("data_info", {}).get("sha256") != data.info.sha256:
+        raise UsageError(f"--resume {folder}: {previous['config']['data']} has changed since the run "
+                         "started (its contents differ), so the run cannot go on exactly; start a new run")
+    path = os.path.join(folder, CHECKPOINT)
+    try:
+        trainer.load(path)
+    except SerializationError as err:
+        raise DataError(f"cannot resume from {path}: {str(err).splitlines()[0]}") from None
+
+
+def _divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:
+    what = f"the loss became {err.loss}" if err.loss is not None else "some weights became NaN or infinite"
+    if config["optimizer"] == "adadelta":
+        advice = "adadelta takes no learning rate: try another --optimizer"
+    else:
+        advice = (f"the learning rate --lr {config['lr']:g} is too high for {config['optimizer']}: "
+                  f"try a lower one, such as --lr {config['lr'] / 10:g}")
+    return (f"training diverged: {what} at epoch {err.epoch}, batch {err.batch}, so training stopped; "
+            f"{advice}; {out} keeps the checkpoint of epoch {epochs_kept}, whose weights are finite.")
+
+
+def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict[str, Any], folder: RunFolder,
+            model_text: str, session: Optional[float]) -> int:
+    """Rank 0 after training: evaluate, write the weights, pictures and records, print the summary.
+
+    ``session``: the seconds this session trained, when it resumed a run (else None).
+    """
+    history = trainer.history
+    final_train = trainer.evaluate(data.x_train, data.t_train)
+    final_test = trainer.evaluate(data.x_test, data.t_test)
+    n = min(config["batch_size"], len(data.x_train))
+    step, fwd, bwd = trainer.step_memory(data.x_train[:n], data.t_train[:n])
+    trainer.model.save_weights(folder.path(WEIGHTS))
+    folder.save(trainer)
+    written = [WEIGHTS, "metrics.csv", CHECKPOINT, "run.json"] + _pictures(folder, trainer, data, config, final_train)
+    out = folder.out
+    total = history[-1].seconds if history else 0.0
+    regression = data.task == "regression"
+    if args.quiet:
+        scores = (f"train mse {fmt_num(final_train[0])}, test mse {fmt_num(final_test[0])}" if regression else
+                  f"train accuracy {fmt_pct(final_train[1])}, test accuracy {fmt_pct(final_test[1])}")
+        print(f"{scores}, {trainer.epoch} epochs, {total:.1f} s, {out}")
+        return 0
+    from leafgrad.memory import format_bytes
+    print()
+    print(f"done: {trainer.epoch} epochs in {total:.1f} s" + ("" if session is None else f" ({session:.1f} s this session)"))
+    if regression:
+        print(f"  train mean squared error {fmt_num(final_train[0])}"
+              + ("" if data.x_test is None else f", test mean squared error {fmt_num(final_test[0])}"))
+    else:
+        print(f"  train accuracy {fmt_pct(final_train[1])} (loss {fmt_num(final_train[0])})"
+              + ("" if data.x_test is None else
+                 f", test accuracy {fmt_pct(final_test[1])} (loss {fmt_num(final_test[0])})"))
+    print(f"  model: {model_text}, {count_params(trainer.model):,} parameters")
+    print(f"  memory of one training step (batch of {n}), measured with leafgrad.memory:")
+    print(f"    forward:  peak {format_bytes(fwd.peak)}; the graph keeps {format_bytes(fwd.current)} "
+          "for backward")
+    print(f"    backward: peak {format_bytes(bwd.peak)} more; then only the gradients stay "
+          f"({format_bytes(step.current)})")
+    print(f"    whole step: peak {format_bytes(step.peak)}")
+    print(f"  wrote {out}{os.sep}: {' '.join(written)}")
+    if data.info is not None:
+        print(f"  predict new rows with: leafgrad predict {out} --data FILE")
+    if session is None:
+        print(f"  continue training with: leafgrad train --resume {out} --epochs {config['epochs'] * 2}")
+    return 0
+
+
+def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str, Any],
+              final_train: Tuple[float, float]) -> List[str]:
+    """Draw the run's pictures; returns the names written (and says once if matplotlib is missing)."""
+    info = data.info
+    regression = data.task == "regression"
+    title = f"{data.name}, {describe_model(config['model'], config['hidden'], data)}, {config['optimizer']}"
+    drawn: List[Tuple[str, bool]] = []
+    if trainer.history:
+        loss_name = "mean squared error" if regression else "softmax cross-entropy"
+        drawn.append(("curves.png", plot_curves(folder.path("curves.png"), trainer.history, title, loss_name)))
+    if not regression and data.x_train.ndim == 2 and data.x_train.shape[1] == 2:
+        x = data.x_train if info is None else data.x_train * info.std + info.mean  # in the file's units
+
+        def classify(points: np.ndarray) -> np.ndarray:
+            return np.argmax(trainer.predict(points if info is None else info.scale(points)), axis=1)
+
+        names = [f"class {c}" for c in range(data.num_outputs)] if info is None else info.labels
+        axes = ("x1 (first input feature)", "x2 (second input feature)") if info is None else info.features
+        drawn.append(("decision_boundary.png", plot_decision_boundary(
+            folder.path("decision_boundary.png"), classify, x, data.t_train, names, axes,
+            f"decision boundary after {trainer.epoch} epochs (train accuracy {fmt_pct(final_train[1])})")))
+    if info is not None:
+        x, t, which = (data.x_test, data.t_test, "test") if data.x_test is not None else \
+            (data.x_train, data.t_train, "training")
+        y = trainer.predict(x)
+        if regression:
+            drawn.append(("predictions.png", plot_predictions(
+                folder.path("predictions.png"), t, y, info.target, f"{data.name}: the {len(t)} {which} rows")))
+        else:
+            correct = int(np.sum(np.argmax(y, axis=1) == t))
+            drawn.append(("confusion_matrix.png", plot_confusion_matrix(
+                folder.path("confusion_matrix.png"), t, np.argmax(y, axis=1), info.labels,
+                f"{data.name}: {correct} of the {len(t)} {which} rows right")))
+    if any(not ok for _, ok in drawn):
+        print("matplotlib is not installed, so the pictures were skipped (pip install matplotlib)", file=sys.stderr)
+    return [name for name, ok in drawn if ok]

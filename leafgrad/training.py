@@ -1,0 +1,323 @@
+"""Training as a library: :class:`Trainer` fits a model by mini-batches, evaluates, predicts, and resumes exactly.
+
+::
+
+    import leafgrad.functions as F
+    from leafgrad.models import MLP
+    from leafgrad.optimizers import Adam
+    from leafgrad.training import Trainer
+
+    trainer = Trainer(MLP((100, 3), activation=F.relu), Adam(alpha=0.01), batch_size=30, seed=0)
+    history = trainer.fit(x_train, t_train, epochs=100, validation_data=(x_test, t_test))
+    print(history[-1].test_acc)
+    trainer.save("checkpoint.npz")      # later: trainer.load("checkpoint.npz"); trainer.fit(..., epochs=200)
+
+What a run does, in this order, so that the same seed gives the same numbers:
+
+* The order of the examples in each epoch is a permutation drawn from
+  ``trainer.rng``, a ``RandomState(seed)`` of its own.  NumPy's global
+  generator is left to the initial weights (as in DeZero).  ``save`` keeps the
+  state of both, so a resumed run sees the same batches and draws as one that
+  never stopped.
+* Each step: forward and loss; if the loss is NaN or infinite, the step stops
+  before any update and :class:`DivergenceError` names the epoch and batch;
+  otherwise backward and ``optimizer.update()``.
+* Over MPI (``comm=leafgrad.distributed.init()`` under ``mpiexec``) the code is
+  the same: :class:`~leafgrad.distributed.ShardSampler` gives each rank its
+  share of every batch of ``batch_size`` examples and
+  :class:`~leafgrad.distributed.DistributedOptimizer` averages the gradients,
+  weighted by examples, so N ranks train like one process.  The loss is summed
+  over the ranks at each step, so that every rank stops at the same step.
+
+``task="classification"`` trains with softmax cross-entropy on class indices
+and reports accuracy; ``task="regression"`` trains with mean squared error on
+``(N, k)`` targets and reports no accuracy (NaN).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+import leafgrad.functions as F
+from leafgrad import cuda
+from leafgrad.config import no_grad, test_mode
+from leafgrad.distributed import Communicator, DistributedOptimizer, ShardSampler
+from leafgrad.optimizers import learning_rate
+from leafgrad.serialization import SerializationError, load_checkpoint, save_checkpoint
+
+__all__ = ["Trainer", "Callback", "EpochMetrics", "DivergenceError", "predict", "TASKS"]
+
+#: What a :class:`Trainer` can learn: class indices (softmax cross-entropy) or numbers (mean squared error).
+TASKS = ("classification", "regression")
+
+
+class EpochMetrics(NamedTuple):
+    """One epoch's results; NaN where there is nothing to measure (no test data, accuracy in regression)."""
+
+    epoch: int          #: epochs done, counting this one
+    train_loss: float   #: mean loss over the epoch's training examples, while they were trained on
+    train_acc: float    #: mean accuracy over the same examples
+    test_loss: float    #: loss on the validation data after the epoch
+    test_acc: float     #: accuracy on the validation data after the epoch
+    seconds: float      #: time since the run started, over all sessions
+
+
+class DivergenceError(ArithmeticError):
+    """Training stopped because the loss (or a weight) became NaN or infinite: the learning rate is too high.
+
+    ``epoch`` and ``batch`` (both from 1) say where; ``loss`` is the batch's
+    loss (None when the weights were found non-finite at the end of an epoch);
+    ``lr`` is the optimizer's learning rate (None for one without).  Nothing
+    was updated with the bad step.
+    """
+
+    def __init__(self, epoch: int, batch: int, loss: Optional[float], lr: Optional[float]) -> None:
+        self.epoch, self.batch, self.loss, self.lr = epoch, batch, loss, lr
+        what = "some weights became NaN or infinite" if loss is None else f"the loss became {loss}"
+        rate = "" if lr is None else f" (it is {lr:g})"
+        super().__init__(f"training diverged: {what} at epoch {epoch}, batch {batch}; "
+                         f"try a lower learning rate{rate}")
+
+
+class Callback:
+    """What :meth:`Trainer.fit` calls as it goes; subclass it and override the methods you need.
+
+    Each method does nothing here.  Every rank calls them in distributed
+    training (check ``trainer.is_main`` to print or write on rank 0 only).
+    """
+
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
+        """Epoch ``epoch`` (counted from 1) starts."""
+
+    def on_batch_end(self, trainer: "Trainer", batch: int, loss: float, acc: float) -> None:
+        """Batch ``batch`` (from 1) was trained on; its mean loss and accuracy over all ranks."""
+
+    def on_epoch_end(self, trainer: "Trainer", metrics: EpochMetrics) -> None:
+        """An epoch ended; ``metrics`` is also ``trainer.history[-1]``."""
+
+
+def predict(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """``model``'s outputs for every row of ``x``, in batches, recording no graph, in test mode."""
+    out = []
+    with no_grad(), test_mode():
+        for i in range(0, len(x), batch_size):
+            out.append(cuda.as_numpy(model(x[i:i + batch_size]).data))
+    return np.concatenate(out) if out else np.zeros((0,), dtype=np.float32)
+
+
+def _all_finite(params: Iterable[Any]) -> bool:
+    for p in params:
+        if p.data is not None and not bool(cuda.get_array_module(p.data).isfinite(p.data).all()):
+            return False
+    return True
+
+
+class Trainer:
+    """Trains ``model`` with ``optimizer`` by mini-batches of ``batch_size`` examples.
+
+    ``Trainer(model, optimizer, task="classification", batch_size=32, seed=0,
+    comm=None)``: ``optimizer`` is a plain leafgrad optimizer (the trainer sets
+    it up on ``model``); ``seed`` fixes the batch order; ``comm`` (a
+    :class:`leafgrad.distributed.Communicator`) trains data-parallel over its
+    ranks, ``batch_size`` then being the examples of one step over all ranks.
+
+    ``history`` lists the :class:`EpochMetrics` of every epoch so far and
+    ``epoch`` counts them; :meth:`save` and :meth:`load` keep both, with the
+    weights, the optimizer's state and the random generators.
+    """
+
+    def __init__(self, model: Any, optimizer: Any, *, task: str = "classification", batch_size: int = 32,
+                 seed: int = 0, comm: Optional[Communicator] = None) -> None:
+        if task not in TASKS:
+            raise ValueError(f"Trainer: unknown task {task!r}; choose from {', '.join(TASKS)}")
+        if isinstance(optimizer, DistributedOptimizer):
+            raise TypeError("Trainer: pass the plain optimizer and comm=...; the trainer distributes it")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"Trainer: batch_size must be a positive int, got {batch_size!r}")
+        self.model = model
+        self.optimizer = optimizer
+        optimizer.setup(model)
+        self.task = task
+        self.batch_size = int(batch_size)
+        self.rng = np.random.RandomState(seed)
+        self.comm = comm if comm is not None else Communicator(mpi_comm=False)
+        self.history: List[EpochMetrics] = []
+        self._updater: Optional[DistributedOptimizer] = None  # made by initialize(): weights must exist
+
+    @property
+    def epoch(self) -> int:
+        """Epochs done so far."""
+        return len(self.history)
+
+    @property
+    def is_main(self) -> bool:
+        """True on the rank that should print and write files (the only one outside MPI)."""
+        return self.comm.is_root
+
+    def initialize(self, x: np.ndarray) -> None:
+        """Create the model's lazily sized weights from ``x[:1]`` (as the first step would), then share rank 0's.
+
+        :meth:`fit` calls it; call it first to save or look at the initial weights.
+        """
+        if any(p.data is None for p in self.model.params()):
+            with no_grad():
+                self.model(x[:1])
+        if self._updater is None:
+            # On one rank this averages nothing and registers no hook: update() is optimizer.update().
+            self._updater = DistributedOptimizer(self.optimizer, self.comm)
+
+    # ---- one step -----------------------------------------------------------------
+    def loss_and_accuracy(self, x: np.ndarray, t: np.ndarray) -> Tuple[Any, float]:
+        """Forward: the loss Variable of a batch and its accuracy (NaN in regression)."""
+        y = self.model(x)
+        return self._loss(y, t), self._correct(y, t) / len(t)
+
+    def _loss(self, y: Any, t: np.ndarray) -> Any:
+        if self.task == "regression":
+            return F.mean_squared_error(y, t.reshape(len(t), -1))
+        return F.softmax_cross_entropy(y, t)
+
+    def _correct(self, y: Any, t: np.ndarray) -> float:
+        """How many rows of ``y`` pick the class ``t`` (NaN in regression)."""
+        if self.task == "regression":
+            return float("nan")
+        return float(np.sum(np.argmax(cuda.as_numpy(y.data), axis=1) == t))
+
+    def _step(self, x: np.ndarray, t: np.ndarray, batch: int) -> np.ndarray:
+        """Train on one batch (this rank's share); returns [loss sum, accuracy sum, examples] over all ranks."""
+        n = len(t)
+        self.model.cleargrads()
+        loss = None
+        stats = np.zeros(3)
+        if n:
+            loss, acc = self.loss_and_accuracy(x, t)
+            stats = np.array([float(loss.data) * n, acc * n, n], dtype=np.float64)
+        if self.comm.size > 1:
+            stats = self.comm.allreduce_sum(stats)  # so that every rank sees a bad loss on any rank
+        if not math.isfinite(stats[0]):
+            raise DivergenceError(self.epoch + 1, batch, float(stats[0] / max(stats[2], 1)),
+                                  learning_rate(self.optimizer))
+        if loss is None:
+            self._updater.update(weight=0)  # take part in the averaging, contributing nothing
+        else:
+            self._updater.backward(loss, weight=n)  # each bucket's averaging starts during backward
+            self._updater.update()
+        return stats
+
+    # ---- epochs -----------------------------------------------------------------------
+    def train_epoch(self, x: np.ndarray, t: np.ndarray, callbacks: Sequence[Callback] = ()) -> Tuple[float, float]:
+        """Train on every example of ``x, t`` once, in a new random order; returns the mean (loss, accuracy)."""
+        self.initialize(x)
+        order = self.rng.permutation(len(x))
+        sampler = ShardSampler(len(x), self.batch_size, self.comm, per_rank=False)
+        totals = np.zeros(3)
+        batch = 0
+        for batch, idx in enumerate(sampler.split(order), 1):
+            stats = self._step(x[idx], t[idx], batch)
+            totals += stats
+            for c in callbacks:
+                c.on_batch_end(self, batch, stats[0] / max(stats[2], 1), stats[1] / max(stats[2], 1))
+        if not _all_finite(self.model.params()):
+            raise DivergenceError(self.epoch + 1, batch, None, learning_rate(self.optimizer))
+        seen = max(totals[2], 1)
+        return float(totals[0] / seen), float(totals[1] / seen)
+
+    def fit(self, x: np.ndarray, t: np.ndarray, epochs: int,
+            validation_data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+            callbacks: Sequence[Callback] = ()) -> List[EpochMetrics]:
+        """Train until ``epochs`` epochs are done in all (a loaded trainer goes on from where it stopped).
+
+        After each epoch, evaluates on ``validation_data`` (``(x, t)``), appends
+        an :class:`EpochMetrics` to ``history`` and calls the callbacks.  Returns
+        ``history``.  Raises :class:`DivergenceError` when the loss stops being
+        finite; after that or an interruption inside an epoch, the model holds
+        that epoch's partial updates (:meth:`load` the last checkpoint to go on).
+        """
+        x_val, t_val = validation_data if validation_data is not None else (None, None)
+        elapsed_before = self.history[-1].seconds if self.history else 0.0
+        t0 = time.perf_counter()
+        while self.epoch < epochs:
+            for c in callbacks:
+                c.on_epoch_begin(self, self.epoch + 1)
+            train_loss, train_acc = self.train_epoch(x, t, callbacks)
+            test_loss, test_acc = self.evaluate(x_val, t_val)
+            metrics = EpochMetrics(self.epoch + 1, train_loss, train_acc, test_loss, test_acc,
+                                   elapsed_before + time.perf_counter() - t0)
+            self.history.append(metrics)
+            for c in callbacks:
+                c.on_epoch_end(self, metrics)
+        return self.history
+
+    def evaluate(self, x: Optional[np.ndarray], t: Optional[np.ndarray],
+                 batch_size: int = 1000) -> Tuple[float, float]:
+        """Mean (loss, accuracy) on ``x, t``, recording no graph, in test mode; (NaN, NaN) without data."""
+        if x is None or len(x) == 0:
+            return float("nan"), float("nan")
+        total_loss = total_correct = 0.0
+        with no_grad(), test_mode():
+            for i in range(0, len(x), batch_size):
+                xb, tb = x[i:i + batch_size], t[i:i + batch_size]
+                y = self.model(xb)
+                total_loss += float(self._loss(y, tb).data) * len(xb)
+                total_correct += self._correct(y, tb)
+        return total_loss / len(x), total_correct / len(x)
+
+    def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """The model's outputs for every row of ``x`` (class scores, or the predicted numbers)."""
+        return predict(self.model, x, batch_size)
+
+    def step_memory(self, x: np.ndarray, t: np.ndarray) -> Tuple[Any, Any, Any]:
+        """Memory reports (step, forward, backward) of one training step on ``x, t``, from :mod:`leafgrad.memory`.
+
+        ``forward.current`` is what the graph keeps for backward; ``backward.peak``
+        is measured from the start of backward; ``step.peak`` from the start of the
+        step.  Updates nothing, sends nothing to other ranks, and clears the
+        gradients it made.
+        """
+        from leafgrad.memory import track
+        self.initialize(x)
+        self.model.cleargrads()
+        with self._updater.no_sync():  # a backward that only this rank makes must send nothing
+            with track(label="step") as step:  # one outer block: the inner ones also see arrays being freed
+                with track(label="forward") as fwd:
+                    loss, _ = self.loss_and_accuracy(x, t)
+                with track(label="backward") as bwd:
+                    loss.backward()
+                del loss
+        self.model.cleargrads()
+        return step, fwd, bwd
+
+    # ---- checkpoints ------------------------------------------------------------------
+    def save(self, path: str, extra: Optional[dict] = None) -> str:
+        """Write a checkpoint to ``path`` atomically: weights, optimizer state, random generators, history.
+
+        ``extra`` adds values of your own (arrays or JSON-serializable); returns the path written.
+        """
+        _, keys, pos, has_gauss, cached = self.rng.get_state()
+        state = {"metrics": np.array(self.history, dtype=np.float64).reshape(-1, len(EpochMetrics._fields)),
+                 "batch_rng_keys": np.asarray(keys, dtype=np.uint32),
+                 "batch_rng": {"pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
+        return save_checkpoint(path, self.model, self.optimizer, epoch=self.epoch, extra={**(extra or {}), **state})
+
+    def load(self, path: str) -> dict:
+        """Restore a checkpoint written by :meth:`save`; returns its ``extra`` values.
+
+        Raises :class:`~leafgrad.serialization.SerializationError` for a file
+        that does not fit this model and optimizer (then nothing changed) or
+        that :meth:`save` did not write.
+        """
+        info = load_checkpoint(path, self.model, self.optimizer)
+        extra = info["extra"]
+        try:
+            rng = extra.pop("batch_rng")
+            self.rng.set_state(("MT19937", np.asarray(extra.pop("batch_rng_keys"), dtype=np.uint32),
+                                int(rng["pos"]), int(rng["has_gauss"]), float(rng["cached_gaussian"])))
+            rows = np.asarray(extra.pop("metrics"), dtype=np.float64).reshape(-1, len(EpochMetrics._fields))
+        except (KeyError, TypeError, ValueError) as err:
+            raise SerializationError(f"Trainer.load: {path!r} was not written by Trainer.save "
+                                     f"(its batch order or history is missing: {err})") from None
+        self.history = [EpochMetrics(int(r[0]), *map(float, r[1:])) for r in rows]
+        return extra
