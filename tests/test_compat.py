@@ -93,20 +93,15 @@ def test_simple_core_program():
 
 
 def test_mixed_precision_program():
-    """Book steps 44-46: float64 data through float32 layers; DeZero (on NumPy 1.26) prints these numbers.
-
-    NumPy 1.x: leafgrad's engine gives the float32 weights a float32 gradient where DeZero's is float64
-    (the numbers then agree to about 1e-4 only).
-    """
+    """Book steps 44-46: float64 data through float32 layers; DeZero (on NumPy 1.26) prints these numbers,
+    and leafgrad prints them on NumPy 1.26 and 2 alike (the float32 weights get float64 gradients)."""
     lines = run_program("mixed_precision.py")
     expected = [0.14606166234464918, 0.032887932149656664, 0.03295617664918138, 0.04130130751008247,
                 0.02361998350441988, 0.031292562605914155, 0.030940089026939375, 0.029064983946398715]
     got = [numbers(line)[-1] for line in lines]
-    numpy2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
-    np.testing.assert_allclose(got, expected, rtol=1e-13 if numpy2 else 1e-3)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
     assert [line.split()[0] for line in lines[3:]] == ["SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam"]
-    if numpy2:
-        assert lines[0].endswith("float32 float64")  # the weights stay float32, their gradient is float64
+    assert lines[0].endswith("float32 float64")  # the weights stay float32, their gradient is float64
 
 
 def test_cnn_rnn_program():
