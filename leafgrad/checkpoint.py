@@ -20,22 +20,32 @@ How it works:
   segment.  The random state is put back afterwards: the recomputation
   consumes no random numbers as far as the caller can tell.
 
+* On the GPU, CuPy's generator cannot be read back and restored as NumPy's
+  can.  So, when CuPy is installed, both runs of ``fn`` draw CuPy's random
+  numbers from a private generator seeded from NumPy's state at the first run:
+  the recomputation draws the same numbers as the first run, and the
+  gradients are exact for the forward that ran.  (``fn``'s CuPy draws then
+  differ from those it would make without ``checkpoint``, and they do not
+  advance CuPy's global generator.)
+
 Limits: a Variable that needs a gradient must reach ``fn`` as an argument or be
 a leaf (a ``Parameter``); a non-leaf Variable that ``fn`` reads from a closure
 is not supported.  ``create_graph=True`` (double backward) through a
-checkpoint raises ``RuntimeError``.  Only NumPy's global random state is
-restored (not CuPy's, not a ``np.random.Generator`` of the user's).
+checkpoint raises ``RuntimeError``.  A ``np.random.Generator`` of the user's is
+not restored.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+import contextlib
+import zlib
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
 from leafgrad import graph, ops
 from leafgrad.config import _enable_backprop, _train, using_config
 from leafgrad.core import Function, Variable
-from leafgrad.cuda import array_types
+from leafgrad.cuda import array_types, cupy
 from leafgrad.engine import run_backward
 
 __all__ = ["checkpoint", "Checkpoint"]
@@ -51,7 +61,7 @@ class Checkpoint(Function):
     retain_inputs = ()
 
     def __init__(self, fn: Callable, args: tuple, var_positions: list, leaves: list,
-                 outputs: tuple, rng_state: Any, train: bool) -> None:
+                 outputs: tuple, rng_state: Any, train: bool, gpu_seed: Optional[int] = None) -> None:
         self.fn = fn
         self.var_positions = var_positions   # positions in args of the Variable arguments
         # Non-Variable arguments stay here as given; the Variables are not held (only their
@@ -60,6 +70,7 @@ class Checkpoint(Function):
         self.leaves = leaves
         self._precomputed = outputs
         self.rng_state = rng_state
+        self.gpu_seed = gpu_seed
         self.train = train
 
     def forward(self, *xs: Any) -> Any:
@@ -89,7 +100,8 @@ class Checkpoint(Function):
         after = np.random.get_state()
         np.random.set_state(self.rng_state)
         try:
-            with using_config("enable_backprop", True), using_config("train", self.train):
+            with using_config("enable_backprop", True), using_config("train", self.train), \
+                    _gpu_random(self.gpu_seed):
                 outs = self.fn(*args)
         finally:
             np.random.set_state(after)
@@ -120,6 +132,25 @@ class Checkpoint(Function):
         self.args = None
         self.leaves = None
         self.rng_state = None
+
+
+def gpu_seed_from(rng_state: tuple) -> int:
+    """A seed for CuPy's generator derived from NumPy's state: reproducible, and it draws nothing."""
+    return zlib.crc32(np.asarray(rng_state[1]).tobytes()) ^ int(rng_state[2])
+
+
+@contextlib.contextmanager
+def _gpu_random(seed: Optional[int]) -> Iterator[None]:
+    """Inside the block CuPy draws from a private generator seeded with ``seed`` (nothing without CuPy)."""
+    if seed is None:
+        yield
+        return
+    before = cupy.random.get_random_state()
+    cupy.random.set_random_state(cupy.random.RandomState(seed))
+    try:
+        yield
+    finally:
+        cupy.random.set_random_state(before)
 
 
 def _as_outputs(outs: Any) -> tuple:
@@ -166,7 +197,9 @@ def checkpoint(fn: Callable[..., Any], *args: Any) -> Union[Variable, tuple]:
 
     rng_state = np.random.get_state()
     train = _train.get()
-    raw = fn(*first_args)
+    gpu_seed = gpu_seed_from(rng_state) if cupy is not None else None
+    with _gpu_random(gpu_seed):
+        raw = fn(*first_args)
     single = not isinstance(raw, (tuple, list))
     outs = _as_outputs(raw)
     arguments = {id(v) for v in detached}
@@ -174,7 +207,7 @@ def checkpoint(fn: Callable[..., Any], *args: Any) -> Union[Variable, tuple]:
     out_data = tuple(y.data for y in outs)
     del raw, outs, first_args, detached  # the segment's graph and intermediates die here
 
-    func = Checkpoint(fn, args, var_positions, leaves, out_data, rng_state, train)
+    func = Checkpoint(fn, args, var_positions, leaves, out_data, rng_state, train, gpu_seed)
     ys = func(*[args[p] for p in var_positions], *leaves)
     if single:
         return ys

@@ -275,11 +275,16 @@ def _position(flat_index: int, shape: tuple) -> Any:
 
 
 def check_labels(function: str, t: Any, classes: int, ignore_index: Optional[int] = None,
-                 what: str = "label") -> None:
+                 what: str = "label") -> bool:
     """Raise ``ValueError`` naming the first integer label of ``t`` outside ``[0, classes)`` and where it is.
 
-    Labels equal to ``ignore_index`` are allowed.
+    Labels equal to ``ignore_index`` are allowed.  Labels that live on the GPU are
+    not read here (that would make the host wait for the GPU at every call):
+    returns False for them, and the function checks them on the device (a
+    ``softmax_cross_entropy`` or ``accuracy`` with an out-of-range label is NaN).
     """
+    if not isinstance(t, np.ndarray):
+        return False
     bad = (t < 0) | (t >= classes)
     if ignore_index is not None:
         bad &= t != ignore_index
@@ -287,13 +292,17 @@ def check_labels(function: str, t: Any, classes: int, ignore_index: Optional[int
         where = _position(int(bad.argmax()), tuple(t.shape))
         value = t.reshape(-1)[int(bad.argmax())]
         raise ValueError(f"{function}: {what} {int(value)} at position {where} is outside [0, {classes})")
+    return True
 
 
 def check_range(function: str, argument: str, a: Any, low: float, high: float) -> None:
     """Raise ``ValueError`` naming the first value of the array ``a`` outside ``[low, high]`` and where it is.
 
     NaN is not out of range here (a diverging computation is reported where it is noticed).
+    Values that live on the GPU are not read (that would wait for the GPU).
     """
+    if not isinstance(a, np.ndarray):
+        return
     bad = (a < low) | (a > high)
     if bad.any():
         flat = int(bad.argmax())

@@ -121,10 +121,10 @@ def _scalar(obj: Any) -> Any:
     """
     if type(obj) is float or type(obj) is int:
         return obj
-    if isinstance(obj, np.generic) or (isinstance(obj, array_types) and obj.ndim == 0):
+    if isinstance(obj, np.generic) or (type(obj) is np.ndarray and obj.ndim == 0):
         if obj.dtype.kind in "iuf":
             return obj.item()
-    return None
+    return None  # (a 0-d CuPy array stays an array: reading it would make the host wait for the GPU)
 
 
 # =============================================================================
@@ -424,6 +424,8 @@ class Function:
                     raise TypeError(f"{type(self).__name__}: argument {_argument_name(self, i)} must be "
                                     f"{ARRAY.wanted}, got {describe(x)}") from None
             xs.append(x.data)
+        if _GPU_ARRAY is not None and len(xs) > 1:
+            _on_one_device(self, inputs, xs, _GPU_ARRAY, cupy.asarray)
         if self.float_inputs:
             _to_float(self.float_inputs, xs)
         try:
@@ -596,6 +598,30 @@ def _argument_name(func: Function, i: int) -> str:
 
 
 _ARGUMENT_NAMES: dict = {}
+
+#: CuPy's array type when CuPy is installed (Function.__call__ then keeps each call on one device).
+_GPU_ARRAY = None if cupy is None else cupy.ndarray
+
+
+def _on_one_device(func: Function, inputs: list, xs: list, device_type: type, to_device: Any) -> None:
+    """When some of ``xs`` live on the GPU (``device_type`` arrays), move the NumPy constants there.
+
+    Labels, masks and targets given as NumPy arrays follow the data they go with.
+    A NumPy input that wants a gradient cannot move (its gradient would have to
+    come back to the CPU): a ``TypeError`` names the function and both devices.
+    """
+    on_gpu = next((i for i, x in enumerate(xs) if isinstance(x, device_type)), None)
+    if on_gpu is None:
+        return
+    for i, x in enumerate(xs):
+        if isinstance(x, np.ndarray) and not isinstance(x, device_type):
+            v = inputs[i]
+            if v.creator is not None or v.requires_grad:
+                name = type(func).__name__
+                raise TypeError(f"{name}: argument {_argument_name(func, i)} is on the CPU (a NumPy array) "
+                                f"but argument {_argument_name(func, on_gpu)} is on the GPU (a CuPy array); "
+                                "put both on one device (Variable.to_gpu(), or leafgrad.cuda.as_cupy)")
+            xs[i] = to_device(x)
 
 
 def _to_float(positions: tuple, xs: list) -> None:

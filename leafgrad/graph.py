@@ -23,9 +23,8 @@ import heapq
 import weakref
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from leafgrad import core  # only its classes, read when a function runs (core imports this module)
+from leafgrad.cuda import array_types
 
 __all__ = ["connect", "needs_input_grad", "input_variable", "output_variable",
            "edge_to", "inputs_of", "functions_of", "leaves_of", "leaf_edge_counts", "unchain",
@@ -367,7 +366,7 @@ class PendingGradients:
                     grads[creator] = total = old + gx
                 if self.track_scratch and creator.overwrites_gy:
                     self.scratch.discard(id(old))
-                    if type(total) is np.ndarray:
+                    if isinstance(total, array_types):  # (a NumPy scalar cannot be written into)
                         self.scratch.add(id(total))
                 continue
             if fresh and creator.overwrites_gy:

@@ -138,6 +138,7 @@ def test_doc_snippets_run(doc, tmp_path, monkeypatch, capsys):
     elif doc == "docs/internals.md":
         assert "variable([ 0.75 12.  ]) variable([  3. -12.])" in out
         assert "variable(-0.8322936730942846)" in out
+        assert "scaled: slope must be a real number, got 'abc' (str)" in out
     else:
         assert "forward: peak 22.9 MiB, current 15.3 MiB" in out
         assert "backward: peak 15.3 MiB, current -7.6 MiB" in out

@@ -86,49 +86,56 @@ class SoftmaxCrossEntropy(Function):
 
     Backward keeps the probabilities and the labels, never the logits; the
     gradient ``(p - onehot(t)) / N`` is one multiplication plus a scatter.
+
+    Labels on the GPU that the caller could not check on the host (``labels_checked``)
+    are checked on the device, without waiting for it: an out-of-range label makes the
+    loss NaN.
     """
 
     float_inputs = (0,)
     retain_inputs = ()
 
-    def __init__(self, ignore_index: Optional[int] = None) -> None:
+    def __init__(self, ignore_index: Optional[int] = None, labels_checked: bool = False) -> None:
         self.ignore_index = ignore_index
+        self.labels_checked = labels_checked
 
     def forward(self, x, t):
         xp = get_array_module(x)
-        n = x.shape[0]
+        n, c = x.shape
         m = x.max(axis=1, keepdims=True)
         p = x - m
         xp.exp(p, out=p)
         s = p.sum(axis=1, keepdims=True)
         p /= s
-        rows = xp.arange(n)
-        keep = None
+        keep, count, valid = None, n, None
         if self.ignore_index is not None:
             keep = t != self.ignore_index
             t = xp.where(keep, t, 0)
-            self.count = int(keep.sum())
-        else:
-            self.count = n
+            count = xp.maximum(keep.sum(), 1).astype(x.dtype)  # on the device: no wait for a GPU
+        if xp is not np and not self.labels_checked:
+            valid = ((t >= 0) & (t < c)).all()
+            t = xp.clip(t, 0, c - 1)  # CuPy would wrap an out-of-range index around
         # log p[t] = x[t] - max - log(sum): finite for logits of any magnitude
-        log_pt = x[rows, t] - m[:, 0]
+        log_pt = x[xp.arange(n), t] - m[:, 0]
         log_pt -= xp.log(s[:, 0])
         if keep is not None:
             log_pt *= keep
-        y = -log_pt.sum() / (self.count if self.count > 0 else 1)
-        self.save_for_backward(p, t, keep)
-        return xp.asarray(y, dtype=x.dtype)
+        y = xp.asarray(-log_pt.sum() / count, dtype=x.dtype)
+        if valid is not None:
+            y = xp.where(valid, y, xp.asarray(np.nan, dtype=x.dtype))
+        self.save_for_backward(p, t, keep, count)
+        return y
 
     def backward(self, gy):
         if not self.needs_input_grad[0]:
             return None, None
-        p, t, keep = self.saved
+        p, t, keep, count = self.saved
         xp = get_array_module(p)
         # On the recorded walk p must be softmax(x) as a node of the graph (x itself was not kept)
         prob = self.derived_from_inputs(p, Softmax(1), (0,))
         onehot = xp.zeros_like(p)
         onehot[xp.arange(p.shape[0]), t] = 1
-        gx = (prob - onehot) * (gy / (self.count if self.count > 0 else 1))
+        gx = (prob - onehot) * (gy / count)
         if keep is not None:
             gx = gx * keep[:, None]
         return gx, None
@@ -150,7 +157,7 @@ def _labels(name: str, x: Any, t: Any, ignore_index: Optional[int] = None) -> An
     if t.size != n or t.ndim > 2 or (t.ndim == 2 and t.shape[1] != 1):
         raise ValueError(f"{name}: x has {n} rows but labels t have shape {t.shape} (expected ({n},))")
     t = t.reshape(n)
-    check_labels(name, t, c, ignore_index)
+    check_labels(name, t, c, ignore_index)  # (on the host only: see check_labels)
     return t
 
 
@@ -166,7 +173,7 @@ def softmax_cross_entropy(x: Any, t: Any, ignore_index: Optional[int] = None) ->
     if ignore_index is not None:
         ignore_index = int(ignore_index)
     t = _labels("softmax_cross_entropy", x, t, ignore_index)
-    return SoftmaxCrossEntropy(ignore_index)(x, t)
+    return SoftmaxCrossEntropy(ignore_index, labels_checked=isinstance(t, np.ndarray))(x, t)
 
 
 @checked(x=ARRAY, t=LABELS)

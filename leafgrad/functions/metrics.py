@@ -30,7 +30,9 @@ def accuracy(y: Any, t: Any) -> Variable:
     if pred.size != t_data.size:
         raise ValueError(f"accuracy: y of shape {y_data.shape} gives {pred.size} predictions "
                          f"but labels t have shape {t_data.shape}")
-    check_labels("accuracy", t_data, y_data.shape[1])
+    checked = check_labels("accuracy", t_data, y_data.shape[1])
     acc = (pred.reshape(t_data.shape) == t_data).mean()
     xp = get_array_module(y_data)
+    if not checked:  # labels on the GPU: checked there, without waiting for it
+        acc = xp.where(((t_data >= 0) & (t_data < y_data.shape[1])).all(), acc, xp.nan)
     return Variable(as_array(acc, xp) if xp is np else xp.asarray(acc))

@@ -179,7 +179,7 @@ def average(x: Any, axis: Axis = None, weights: Any = None, keepdims: bool = Fal
                              f"and axis {axis} (give x's shape, or 1-D weights of the axis' length)")
         weights = reshape(weights, tuple(-1 if i == axes[0] else 1 for i in range(len(x_shape))))
     norm = sum(weights, axes, keepdims) if same_shape else sum(weights, None, False)
-    if not norm.data.all():
+    if isinstance(norm.data, np.ndarray) and not norm.data.all():  # (not read from a GPU: no wait)
         raise ValueError(f"average: the weights sum to zero (over axis {axis}), "
                          "so the weighted mean is undefined")
     return sum(x * weights, axes, keepdims) / norm
@@ -230,8 +230,7 @@ class LogSumExp(Function):
     def forward(self, x):
         xp = get_array_module(x)
         m = xp.asarray(x.max(axis=self.axis, keepdims=True))
-        if not xp.all(xp.isfinite(m)):  # all -inf (or an inf): shift by 0 there instead
-            m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf (or an inf): shift by 0 there
         e = xp.asarray(x - m)  # a 0-d difference comes back as a scalar
         xp.exp(e, out=e)
         s = xp.asarray(e.sum(axis=self.axis, keepdims=True))
