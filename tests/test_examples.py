@@ -135,6 +135,8 @@ def test_doc_snippets_run(doc, tmp_path, monkeypatch, capsys):
     if doc == "README.md":
         assert "variable(24.0)" in out and "variable(44.0)" in out and "(2, 3) float32" in out
         assert "variable(27.0) None" in out
+        assert "softmax_cross_entropy: label 5 at position 1 is outside [0, 3)" in out
+        assert "variable([0.84134474 1.95449974])" in out
     elif doc == "docs/internals.md":
         assert "variable([ 0.75 12.  ]) variable([  3. -12.])" in out
         assert "variable(-0.8322936730942846)" in out
