@@ -395,6 +395,9 @@ class Function:
     #: Input positions that ``forward`` computes on in floating point: integer and bool arrays there
     #: are converted to float64 first (what NumPy's own functions give), never truncated.
     float_inputs: tuple = ()
+    #: For each input, whether backward must produce its gradient (False for a constant); set
+    #: when the function is recorded (a recorded one-input function always needs it).
+    needs_input_grad: tuple = (True,)
     #: True when ``backward`` returns new arrays that the function does not keep (no views, no
     #: array returned twice): the walk may then let the next function overwrite them.
     fresh_gradients = False
@@ -479,18 +482,18 @@ class Function:
         Arrays on the first-order walk; graph-connected Variables when the
         backward is recorded (graph recording on), so the formula is differentiable.
         """
-        if self._released:
-            raise self._freed_error()
         kept = self._kept_inputs
+        if kept is None:  # released by a backward (or nothing declared)
+            raise self._freed_error()
         if not _enable_backprop.get():
             return kept
         return tuple(graph.input_variable(self, k, data) for k, data in zip(self.retain_inputs, kept))
 
     def get_retained_outputs(self) -> tuple:
         """The outputs declared in ``retain_outputs``, in that order: arrays, or Variables when recording."""
-        if self._released:
-            raise self._freed_error()
         data = self.output_data
+        if data is None:  # released by a backward (or nothing declared)
+            raise self._freed_error()
         if not _enable_backprop.get():
             return tuple([data[i] for i in self.retain_outputs])
         return tuple(graph.output_variable(self, i, data[i]) for i in self.retain_outputs)
@@ -517,8 +520,6 @@ class Function:
                                "(declare it in retain_outputs)")
         return graph.output_variable(self, i, data)
 
-    #: For each input, whether backward must produce its gradient (False for a constant).
-    needs_input_grad = property(graph.needs_input_grad)
 
     def _release(self) -> None:
         """Drop everything kept for backward (after a backward without ``retain_graph``).

@@ -210,10 +210,11 @@ def _store_leaf(x: Variable, g: Any, create_graph: bool, stored: set) -> None:
     if not create_graph:
         g = _own(g, stored)
     x.grad = g if x.grad is None else x.grad + g
-    entry = _HOOKS.get(id(x))
-    if entry is not None and entry[0]() is x:
-        for hook in list(entry[1]):
-            hook(x)
+    if _HOOKS:
+        entry = _HOOKS.get(id(x))
+        if entry is not None and entry[0]() is x:
+            for hook in list(entry[1]):
+                hook(x)
 
 
 def _own(g: Any, stored: set) -> Variable:
@@ -223,8 +224,8 @@ def _own(g: Any, stored: set) -> Variable:
     two inputs (``a + b``); a leaf's ``.grad`` gets its own copy in those cases only.
     """
     if not isinstance(g, array_types):
-        g = np.asarray(g)
-    elif id(g) in stored or not getattr(g.flags, "writeable", True):
+        return Variable(np.asarray(g))  # a NumPy scalar: the array made here is nobody else's
+    if id(g) in stored or not getattr(g.flags, "writeable", True):
         g = g.copy()
     stored.add(id(g))
     return Variable(g)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 from leafgrad import core  # only its classes, read when a function runs (core imports this module)
 from leafgrad.cuda import array_types
 
-__all__ = ["connect", "needs_input_grad", "input_variable", "output_variable",
+__all__ = ["connect", "input_variable", "output_variable",
            "edge_to", "inputs_of", "functions_of", "leaves_of", "leaf_edge_counts", "unchain",
            "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF"]
 
@@ -75,6 +75,8 @@ def connect(func: Any, inputs: Sequence[Any], outputs: List[Any]) -> bool:
         return False
     func.generation = generation
     func._edges = edges
+    if len(edges) > 1:  # (a recorded one-input function needs its input's gradient: the class default)
+        func.needs_input_grad = tuple([e is not None for e in edges])
     generation += 1
     if len(outputs) == 1:
         y = outputs[0]
@@ -100,14 +102,6 @@ def edge_to(y: Any) -> Any:
 
 def _is_leaf(edge: Any) -> bool:
     return isinstance(edge, core.Variable)
-
-
-def needs_input_grad(func: Any) -> tuple:
-    """For each input of ``func``: does backward have to compute its gradient? (False for a constant.)"""
-    edges = func._edges
-    if len(edges) == 2:  # a binary operator: the common case, without a loop
-        return (edges[0] is not None, edges[1] is not None)
-    return tuple([e is not None for e in edges])
 
 
 def cut_off(func: Any) -> bool:
