@@ -1,5 +1,5 @@
-"""Finding out whether CuPy can run on a GPU, and why not, without a GPU: an import that finds no device
-is no GPU, and every error says what to install."""
+"""The choice of device without a GPU: finding out whether CuPy can run and why not, and ``track()``
+following the arrays."""
 import os
 import subprocess
 import sys
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from leafgrad import cuda
+from leafgrad.memory import track
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,3 +103,19 @@ def test_as_cupy_and_data_loaders_say_why(no_gpu):
     with pytest.raises(RuntimeError, match="DataLoader: gpu=True needs CuPy on a GPU, but CuPy is installed"):
         DataLoader(np.ones((3, 1)), 1, gpu=True)
     assert cuda.gpu_enable is False
+
+
+# ---------------------------------------------------------------------------------------------
+# leafgrad.memory.track follows the arrays
+# ---------------------------------------------------------------------------------------------
+def test_track_measures_the_host_when_there_is_no_gpu(no_gpu):
+    with track() as mem:                      # device="auto"
+        a = np.ones(1_000_000)
+    assert mem.device == "cpu" and mem.gpu is None
+    assert mem.peak == mem.cpu.peak >= 8_000_000 and mem.current == mem.cpu.current
+    assert repr(mem).startswith("peak 7.6 MiB, current 7.6 MiB") and "GPU" not in repr(mem)
+    del a
+    with pytest.raises(RuntimeError, match=r"track\(device='gpu'\) needs CuPy on a GPU, but CuPy is installed"):
+        track(device="gpu")
+    with pytest.raises(ValueError, match="device must be one of 'auto', 'cpu', 'gpu', got 'tpu'"):
+        track(device="tpu")
