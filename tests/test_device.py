@@ -1,5 +1,6 @@
-"""The choice of device without a GPU: finding out whether CuPy can run and why not, and ``track()``
-following the arrays."""
+"""The choice of device without a GPU: finding out whether CuPy can run and why not, the errors of
+``Trainer(device="gpu")``, ``track()`` following the arrays, and the GPU's way of training an epoch
+(reading the losses once, at its end) run with NumPy."""
 import os
 import subprocess
 import sys
@@ -8,8 +9,13 @@ import types
 import numpy as np
 import pytest
 
+import leafgrad.functions as F
 from leafgrad import cuda
+from leafgrad.datasets import get_spiral
 from leafgrad.memory import track
+from leafgrad.models import MLP
+from leafgrad.optimizers import OPTIMIZERS, SGD, Adam, from_name
+from leafgrad.training import Callback, DivergenceError, Trainer, _moved_at_once
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,3 +125,117 @@ def test_track_measures_the_host_when_there_is_no_gpu(no_gpu):
         track(device="gpu")
     with pytest.raises(ValueError, match="device must be one of 'auto', 'cpu', 'gpu', got 'tpu'"):
         track(device="tpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer(device=...)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def spiral():
+    x, t = get_spiral(train=True)
+    x_test, t_test = get_spiral(train=False)
+    return x.astype(np.float32), t.astype(np.int64), x_test.astype(np.float32), t_test.astype(np.int64)
+
+
+def trainer(reading_once, optimizer=None, hidden=(30,), **kwargs):
+    """A small MLP's trainer; ``reading_once`` trains each epoch the GPU's way (here on NumPy)."""
+    np.random.seed(0)
+    t = Trainer(MLP((*hidden, 3), activation=F.relu), optimizer or Adam(alpha=0.01), **kwargs)
+    t._read_once_per_epoch = reading_once
+    return t
+
+
+def test_trainer_device_errors(no_gpu):
+    with pytest.raises(ValueError, match="Trainer: unknown device 'cuda'; choose from cpu, gpu"):
+        Trainer(MLP((3,)), SGD(), device="cuda")
+    with pytest.raises(RuntimeError, match=r"Trainer\(device='gpu'\) needs CuPy on a GPU, but CuPy is installed"):
+        Trainer(MLP((3,)), SGD(), device="gpu")
+    assert Trainer(MLP((3,)), SGD()).device == "cpu"
+
+
+def test_index_arrays_moved_at_once():
+    batches = [np.array([4, 2, 0]), np.array([], dtype=np.int64), np.array([1, 3])]
+    moved = _moved_at_once(batches, np)
+    assert [m.tolist() for m in moved] == [[4, 2, 0], [], [1, 3]]
+    assert moved[0].base is moved[2].base is not None  # views of one array: one transfer on the GPU
+    assert _moved_at_once([], np) == []
+
+
+@pytest.mark.parametrize("batch_size", [30, 32, 1000])
+def test_reading_once_per_epoch_gives_the_same_numbers(spiral, batch_size):
+    """The GPU's epoch (losses and right answers kept in an array, read at the end) is the CPU's, run on NumPy."""
+    x, t, x_test, t_test = spiral
+    histories, weights = [], []
+    for once in (False, True):
+        tr = trainer(once, batch_size=batch_size)
+        events = []
+
+        class Record(Callback):
+            def on_batch_end(self, trainer, batch, loss, acc):
+                events.append((trainer.epoch, batch, loss, acc))
+        tr.fit(x, t, epochs=3, validation_data=(x_test, t_test), callbacks=[Record()])
+        histories.append(([m[:5] for m in tr.history], events))
+        weights.append([p.data.copy() for p in tr.model.params()])
+    assert histories[0] == histories[1]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_reading_once_per_epoch_in_regression():
+    rng = np.random.RandomState(0)
+    x = rng.randn(50, 3).astype(np.float32)
+    y = (x @ np.array([1.5, -2.0, 0.5], dtype=np.float32)).reshape(-1, 1)
+    runs = []
+    for once in (False, True):
+        np.random.seed(0)
+        tr = Trainer(MLP((8, 1)), Adam(alpha=0.01), task="regression", batch_size=16)
+        tr._read_once_per_epoch = once
+        runs.append([m[:3] for m in tr.fit(x, y, epochs=2)])
+    np.testing.assert_array_equal(runs[0], runs[1])  # NaN accuracy in both
+
+
+def test_reading_once_per_epoch_names_the_first_bad_batch(spiral):
+    """Found at the end of the epoch, a divergence names the same batch as at once, with the same callbacks."""
+    x, t, _, _ = spiral
+    found = []
+    for once in (False, True):
+        tr = trainer(once, optimizer=Adam(alpha=1e10), hidden=(100, 100), batch_size=30)
+        events = []
+
+        class Record(Callback):
+            def on_batch_end(self, trainer, batch, loss, acc):
+                events.append(batch)
+
+            def on_epoch_end(self, trainer, metrics):
+                events.append("end")
+        with np.errstate(all="ignore"), pytest.raises(DivergenceError) as info:
+            tr.fit(x, t, epochs=3, callbacks=[Record()])
+        found.append((info.value.epoch, info.value.batch, str(info.value), events, tr.epoch))
+    assert found[0] == found[1]
+    epoch, batch, message, events, done = found[1]
+    assert epoch == 1 and batch >= 2 and events == list(range(1, batch)) and done == 0
+    assert f"at epoch 1, batch {batch}" in message
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_reinstalling_the_optimizer_state_changes_nothing(spiral, name):
+    """Trainer(device="gpu") moves the optimizer's state by reinstalling its state_dict(): on NumPy, a no-op."""
+    x, t, _, _ = spiral
+    runs = []
+    for reinstall in (False, True):
+        tr = trainer(False, optimizer=from_name(name), batch_size=30)
+        tr.fit(x, t, epochs=1)
+        if reinstall:
+            tr.optimizer.load_state_dict(tr.optimizer.state_dict())
+        tr.fit(x, t, epochs=2)
+        runs.append([m[:3] for m in tr.history])
+    assert runs[0] == runs[1]
+
+
+def test_predict_and_evaluate_stay_on_the_cpu_model(spiral):
+    x, t, x_test, t_test = spiral
+    tr = trainer(False, batch_size=30)
+    tr.fit(x, t, epochs=1)
+    scores = tr.predict(x_test)
+    assert isinstance(scores, np.ndarray) and scores.shape == (300, 3)
+    assert tr.evaluate(x_test, t_test)[1] == np.mean(np.argmax(scores, axis=1) == t_test)
