@@ -1,6 +1,6 @@
 """The choice of device without a GPU: finding out whether CuPy can run and why not, the errors of
-``Trainer(device="gpu")``, ``track()`` following the arrays, and the GPU's way of training an epoch
-(reading the losses once, at its end) run with NumPy."""
+``--device gpu`` and ``Trainer(device="gpu")``, ``track()`` following the arrays, and the GPU's way of
+training an epoch (reading the losses once, at its end) run with NumPy."""
 import os
 import subprocess
 import sys
@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 import leafgrad.functions as F
+from cli_helpers import assert_one_sentence_error, no_pictures, run  # noqa: F401 (a fixture)
 from leafgrad import cuda
+from leafgrad.cli.run_folder import read_metrics
 from leafgrad.datasets import get_spiral
 from leafgrad.memory import track
 from leafgrad.models import MLP
 from leafgrad.optimizers import OPTIMIZERS, SGD, Adam, from_name
 from leafgrad.training import Callback, DivergenceError, Trainer, _moved_at_once
-
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_GPU = "CuPy is installed but finds no GPU (CUDA reports 0 devices; a sentence for the tests)"
@@ -239,3 +240,46 @@ def test_predict_and_evaluate_stay_on_the_cpu_model(spiral):
     scores = tr.predict(x_test)
     assert isinstance(scores, np.ndarray) and scores.shape == (300, 3)
     assert tr.evaluate(x_test, t_test)[1] == np.mean(np.argmax(scores, axis=1) == t_test)
+
+
+# ---------------------------------------------------------------------------------------------
+# leafgrad train / predict --device
+# ---------------------------------------------------------------------------------------------
+def test_train_device_gpu_without_cupy_stops_with_status_2():
+    """For real: CuPy hidden from a fresh interpreter, as where it is not installed."""
+    code, out, err = python("import sys; sys.modules['cupy'] = None\n"
+                            "from leafgrad.cli import main\n"
+                            "sys.exit(main(['train', '--device', 'gpu', '--epochs', '1', '--quiet']))")
+    assert_one_sentence_error(code, err, "leafgrad train: error: --device gpu: CuPy is not installed",
+                              'pip install "leafgrad[gpu]" for CUDA 12', '"leafgrad[gpu-cuda13]" for CUDA 13',
+                              "nvidia-smi")
+    assert out == ""
+
+
+def test_train_device_gpu_without_a_gpu(tmp_path, capsys, no_gpu):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--device", "GPU", "--out", out)
+    assert_one_sentence_error(code, err, "--device gpu: CuPy is installed but finds no GPU")
+    assert not out.exists()  # checked before anything is written
+
+
+def test_device_option_errors(tmp_path, capsys, no_gpu):
+    code, _, err = run(capsys, "train", "--device", "cuda")
+    assert_one_sentence_error(code, err, "unknown device 'cuda'; choose from cpu, gpu")
+    code, _, err = run(capsys, "train", "--device", "gpu", "--distributed")
+    assert_one_sentence_error(code, err, "--device gpu does not work with --distributed yet")
+    code, _, err = run(capsys, "predict", str(tmp_path), "--data", "x.csv", "--device", "gpu")
+    assert_one_sentence_error(code, err, "leafgrad predict: error: --device gpu: CuPy is installed but finds no GPU")
+
+
+def test_device_cpu_is_the_default_and_a_run_resumes_on_any_device(tmp_path, capsys, no_pictures):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert run(capsys, "train", "--epochs", "2", "--out", a, "--quiet")[0] == 0
+    assert run(capsys, "train", "--epochs", "1", "--out", b, "--quiet", "--device", "cpu")[0] == 0
+    code, _, err = run(capsys, "train", "--resume", b, "--epochs", "2", "--quiet", "--device", "cpu")
+    assert code == 0, err
+    columns = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+    rows = [[[r[k] for k in columns] for r in read_metrics(os.path.join(d, "metrics.csv"))] for d in (a, b)]
+    assert rows[0] == rows[1] and len(rows[0]) == 2
+    with open(os.path.join(b, "run.json")) as f:
+        assert "device" not in f.read()  # not one of the options that define a run
