@@ -12,9 +12,7 @@ __all__ = ["DataLoader", "SeqDataLoader"]
 
 
 def _check_gpu(who: str) -> None:
-    if cuda.cupy is None:
-        raise RuntimeError(f"{who}: gpu=True needs CuPy, which is not installed or finds no GPU "
-                           "(pip install cupy-cuda12x)")
+    cuda.require_gpu(f"{who}: gpu=True")
 
 
 class DataLoader:

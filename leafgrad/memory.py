@@ -12,8 +12,13 @@ cannot see them being freed.  Open an outer block first (or call
 ``tracemalloc.start()``) to see frees too: blocks nest, and an inner block
 does not disturb the peak of an outer one.
 
-On CuPy (``device="gpu"``) the figures come from CuPy's memory pool: a memory
-hook counts the bytes the pool hands out to arrays and takes back.
+On the GPU the figures come from CuPy's memory pool: a memory hook counts the
+bytes the pool hands out to arrays and takes back (on the thread that opened
+the block).  By default (``device="auto"``) a block follows the arrays: it
+measures the host and, when CuPy finds a GPU, the pool too, and reports the
+pool's figures when the block allocated or freed anything there (``mem.device``
+says which; ``mem.cpu`` and ``mem.gpu`` hold both).  ``device="cpu"`` or
+``"gpu"`` measures one of them only.
 
 tracemalloc is process-wide, so allocations by other threads during the block
 are counted too, and tracing slows allocation down while it is on.
@@ -30,14 +35,20 @@ A learner can see what the memory model does with it::
 """
 from __future__ import annotations
 
+import functools
 import threading
 import tracemalloc
 from typing import Any, List, Optional
 
-__all__ = ["MemoryReport", "track", "format_bytes"]
+from leafgrad import cuda
+
+__all__ = ["MemoryReport", "track", "format_bytes", "TRACK_DEVICES"]
+
+#: What :func:`track` can measure: ``"auto"`` follows the arrays (the host, and the GPU when CuPy finds one).
+TRACK_DEVICES = ("auto", "cpu", "gpu")
 
 _lock = threading.Lock()
-_active: List["MemoryReport"] = []     # open tracemalloc trackers, outermost first
+_active: List["_HostMemory"] = []      # open tracemalloc trackers, outermost first
 _started_by_us = False                 # whether the outermost tracker started tracemalloc
 
 
@@ -52,34 +63,15 @@ def format_bytes(n: float) -> str:
     return f"{sign}{n:.1f} GiB"  # pragma: no cover - unreachable
 
 
-class MemoryReport:
-    """A context manager that measures the memory allocated inside its ``with`` block.
+class _HostMemory:
+    """The bytes :mod:`tracemalloc` traces inside a block: NumPy's arrays and Python's objects."""
 
-    After (or during) the block:
-
-    * ``peak``: the most the traced bytes rose above their level at the start;
-    * ``current``: the net change of traced bytes at the end of the block (during
-      the block: now); negative when the block freed more than it kept;
-    * ``device``: ``"cpu"`` (tracemalloc) or ``"gpu"`` (CuPy's memory pool).
-
-    Use :func:`track` to make one.
-    """
-
-    def __init__(self, device: str = "cpu", label: Optional[str] = None) -> None:
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"leafgrad.memory.track: device must be 'cpu' or 'gpu', got {device!r}")
-        self.device = device
-        self.label = label
+    def __init__(self) -> None:
         self._base = 0
         self._peak_abs = 0
         self._end: Optional[int] = None
-        self._hook: Any = None
 
-    # ---- the context manager ------------------------------------------------------
-    def __enter__(self) -> "MemoryReport":
-        if self.device == "gpu":
-            self._enter_gpu()
-            return self
+    def enter(self) -> None:
         global _started_by_us
         with _lock:
             if not tracemalloc.is_tracing():
@@ -93,12 +85,8 @@ class MemoryReport:
             self._peak_abs = current
             self._end = None
             _active.append(self)
-        return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.device == "gpu":
-            self._exit_gpu()
-            return
+    def exit(self) -> None:
         global _started_by_us
         with _lock:
             current, peak = tracemalloc.get_traced_memory()
@@ -111,45 +99,123 @@ class MemoryReport:
                 tracemalloc.stop()
                 _started_by_us = False
 
-    # ---- the figures ------------------------------------------------------------------
     @property
     def current(self) -> int:
         """Net bytes: allocated inside the block and alive at its end (or now), minus those freed."""
         if self._end is not None:
             return self._end - self._base
-        if self.device == "gpu":
-            return self._hook.current
         return tracemalloc.get_traced_memory()[0] - self._base
 
     @property
     def peak(self) -> int:
         """The most the traced bytes rose above their level at the start of the block."""
-        if self.device == "gpu":
-            return self._hook.peak - self._base if self._hook is not None else 0
         peak_abs = self._peak_abs
         if self._end is None and tracemalloc.is_tracing():
             peak_abs = max(peak_abs, tracemalloc.get_traced_memory()[1])
         return max(peak_abs - self._base, 0)
 
-    def __repr__(self) -> str:
-        label = f"{self.label}: " if self.label else ""
-        return f"{label}peak {format_bytes(self.peak)}, current {format_bytes(self.current)}"
 
-    # ---- CuPy --------------------------------------------------------------------------
-    def _enter_gpu(self) -> None:
-        from leafgrad.cuda import cupy
-        if cupy is None:
-            raise RuntimeError("leafgrad.memory.track(device='gpu'): CuPy is not installed")
+class _PoolMemory:
+    """The bytes CuPy's memory pool hands out to arrays inside a block, and takes back (on this thread)."""
+
+    def __init__(self) -> None:
+        self._hook: Any = None
+
+    def enter(self) -> None:
         self._hook = _pool_hook_class()()
-        self._base = 0
-        self._end = None
         self._hook.__enter__()
 
-    def _exit_gpu(self) -> None:
+    def exit(self) -> None:
         self._hook.__exit__(None, None, None)
-        self._end = self._hook.current
+
+    @property
+    def current(self) -> int:
+        """Net bytes handed out inside the block and not taken back (negative: older arrays were freed)."""
+        return self._hook.current if self._hook is not None else 0
+
+    @property
+    def peak(self) -> int:
+        """The most the bytes handed out rose above their level at the start of the block."""
+        return self._hook.peak if self._hook is not None else 0
 
 
+class MemoryReport:
+    """A context manager that measures the memory allocated inside its ``with`` block.
+
+    After (or during) the block:
+
+    * ``peak``: the most the measured bytes rose above their level at the start;
+    * ``current``: their net change at the end of the block (during the block:
+      now); negative when the block freed more than it kept;
+    * ``device``: where those figures come from: ``"cpu"`` (tracemalloc) or
+      ``"gpu"`` (CuPy's memory pool);
+    * ``cpu`` and ``gpu``: both figures (objects with ``peak`` and ``current``),
+      None for what was not measured.
+
+    With ``device="auto"`` (the default) the host is always measured and, when
+    CuPy finds a GPU, the pool too; ``device`` is then ``"gpu"`` if the pool
+    handed out or took back any bytes inside the block, else ``"cpu"``.
+
+    Use :func:`track` to make one.
+    """
+
+    def __init__(self, device: str = "auto", label: Optional[str] = None) -> None:
+        if device not in TRACK_DEVICES:
+            raise ValueError(f"leafgrad.memory.track: device must be one of {', '.join(map(repr, TRACK_DEVICES))}, "
+                             f"got {device!r}")
+        if device == "gpu":
+            cuda.require_gpu("leafgrad.memory.track(device='gpu')")
+        self.label = label
+        self.cpu: Optional[_HostMemory] = None if device == "gpu" else _HostMemory()
+        on_gpu = device == "gpu" or (device == "auto" and cuda.gpu_enable)
+        self.gpu: Optional[_PoolMemory] = _PoolMemory() if on_gpu else None
+
+    # ---- the context manager ------------------------------------------------------
+    def __enter__(self) -> "MemoryReport":
+        if self.cpu is not None:
+            self.cpu.enter()
+        if self.gpu is not None:
+            self.gpu.enter()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.gpu is not None:
+            self.gpu.exit()
+        if self.cpu is not None:
+            self.cpu.exit()
+
+    # ---- the figures ------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """``"gpu"`` when the figures are the GPU pool's, ``"cpu"`` when they are tracemalloc's."""
+        if self.gpu is not None and (self.cpu is None or self.gpu.peak or self.gpu.current):
+            return "gpu"
+        return "cpu"
+
+    @property
+    def current(self) -> int:
+        """Net bytes: allocated inside the block and alive at its end (or now), minus those freed."""
+        return self._figures().current
+
+    @property
+    def peak(self) -> int:
+        """The most the measured bytes rose above their level at the start of the block."""
+        return self._figures().peak
+
+    def _figures(self) -> Any:
+        return self.gpu if self.device == "gpu" else self.cpu
+
+    def __repr__(self) -> str:
+        label = f"{self.label}: " if self.label else ""
+        text = f"{label}peak {format_bytes(self.peak)}, current {format_bytes(self.current)}"
+        if self.device == "gpu":
+            text += " on the GPU"
+            if self.cpu is not None:
+                text += f" (host: peak {format_bytes(self.cpu.peak)}, current {format_bytes(self.cpu.current)})"
+        return text
+
+
+@functools.lru_cache(maxsize=None)
 def _pool_hook_class() -> type:
     """A CuPy ``MemoryHook`` that counts the pool's bytes handed to arrays (made on first GPU use)."""
     from cupy.cuda import memory_hook  # type: ignore[import-not-found]
@@ -171,12 +237,14 @@ def _pool_hook_class() -> type:
     return PoolHook
 
 
-def track(device: str = "cpu", label: Optional[str] = None) -> MemoryReport:
+def track(device: str = "auto", label: Optional[str] = None) -> MemoryReport:
     """A context manager measuring the peak and current bytes allocated inside a ``with`` block.
 
-    ``device="cpu"`` (default) measures NumPy arrays and Python objects through
-    :mod:`tracemalloc`; ``device="gpu"`` measures CuPy's memory pool.  ``label``
-    prefixes the printed report::
+    ``device="cpu"`` measures NumPy arrays and Python objects through
+    :mod:`tracemalloc`; ``device="gpu"`` measures CuPy's memory pool;
+    ``device="auto"`` (default) measures the host and, when CuPy finds a GPU,
+    the pool too, and reports where the block allocated (``mem.device``).
+    ``label`` prefixes the printed report::
 
         with track(label="forward") as fwd:
             loss = model(x)

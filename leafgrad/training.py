@@ -32,6 +32,10 @@ What a run does, in this order, so that the same seed gives the same numbers:
 ``task="classification"`` trains with softmax cross-entropy on class indices
 and reports accuracy; ``task="regression"`` trains with mean squared error on
 ``(N, k)`` targets and reports no accuracy (NaN).
+
+``device="gpu"`` trains on the GPU with CuPy (see :class:`Trainer`): the same
+batches and initial weights as on the CPU, and no step waits for the device:
+the epoch's losses are read back once, at its end.
 """
 from __future__ import annotations
 
@@ -100,12 +104,31 @@ class Callback:
 
 
 def predict(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """``model``'s outputs for every row of ``x``, in batches, recording no graph, in test mode."""
+    """``model``'s outputs for every row of ``x``, in batches, recording no graph, in test mode.
+
+    The batches go to the device the model's weights are on; the outputs come back as one NumPy array.
+    """
+    on_gpu = _on_gpu(model)
     out = []
     with no_grad(), test_mode():
         for i in range(0, len(x), batch_size):
-            out.append(cuda.as_numpy(model(x[i:i + batch_size]).data))
+            xb = x[i:i + batch_size]
+            out.append(cuda.as_numpy(model(cuda.as_cupy(xb) if on_gpu else xb).data))
     return np.concatenate(out) if out else np.zeros((0,), dtype=np.float32)
+
+
+def _on_gpu(model: Any) -> bool:
+    """Whether ``model``'s weights are CuPy arrays."""
+    return any(p.data is not None and cuda.get_array_module(p.data) is not np for p in model.params())
+
+
+def _moved_at_once(batches: List[np.ndarray], xp: Any) -> List[Any]:
+    """The index arrays ``batches`` as ``xp`` arrays: one transfer for all, then views of it."""
+    if not batches:
+        return []
+    flat = xp.asarray(np.concatenate(batches))
+    ends = np.cumsum([len(b) for b in batches])
+    return [flat[end - len(b):end] for b, end in zip(batches, ends)]
 
 
 def _all_finite(params: Iterable[Any]) -> bool:
@@ -127,12 +150,31 @@ class Trainer:
     ``history`` lists the :class:`EpochMetrics` of every epoch so far and
     ``epoch`` counts them; :meth:`save` and :meth:`load` keep both, with the
     weights, the optimizer's state and the random generators.
+
+    ``device="gpu"`` trains on the GPU (CuPy; a ``RuntimeError`` says why when
+    there is none).  Give the model, data and labels as on the CPU: the weights
+    are drawn on the host (so a seed gives the same initial weights on both
+    devices), then the model and the optimizer's state move to the GPU.
+    :meth:`fit` moves the data to the GPU once, not batch by batch: copying
+    from ordinary host memory makes the host wait for the device, at every
+    step; so the data must fit in GPU memory.  A step reads nothing back: the
+    batches' losses and right answers stay on the device and are read in one
+    transfer at the end of the epoch, which is when callbacks'
+    ``on_batch_end`` are called, batch by batch, and when a NaN or infinite
+    loss is found: :class:`DivergenceError` names its batch as on the CPU, but
+    the batches after it were trained on too (the checkpoints written at the
+    ends of earlier epochs are finite).  :meth:`evaluate`, :meth:`predict` and
+    checkpoints take and give NumPy arrays.
     """
 
     def __init__(self, model: Any, optimizer: Any, *, task: str = "classification", batch_size: int = 32,
-                 seed: int = 0, comm: Optional[Communicator] = None) -> None:
+                 seed: int = 0, comm: Optional[Communicator] = None, device: str = "cpu") -> None:
         if task not in TASKS:
             raise ValueError(f"Trainer: unknown task {task!r}; choose from {', '.join(TASKS)}")
+        if device not in cuda.DEVICES:
+            raise ValueError(f"Trainer: unknown device {device!r}; choose from {', '.join(cuda.DEVICES)}")
+        if device == "gpu":
+            cuda.require_gpu("Trainer(device='gpu')")
         if isinstance(optimizer, DistributedOptimizer):
             raise TypeError("Trainer: pass the plain optimizer and comm=...; the trainer distributes it")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -141,6 +183,8 @@ class Trainer:
         self.optimizer = optimizer
         optimizer.setup(model)
         self.task = task
+        self.device = device
+        self._read_once_per_epoch = device == "gpu"  # see _train_reading_once
         self.batch_size = int(batch_size)
         self.rng = np.random.RandomState(seed)
         self.comm = comm if comm is not None else Communicator(mpi_comm=False)
@@ -161,30 +205,45 @@ class Trainer:
         """Create the model's lazily sized weights from ``x[:1]`` (as the first step would), then share rank 0's.
 
         :meth:`fit` calls it; call it first to save or look at the initial weights.
+        On the GPU the weights are drawn on the host, then moved.
         """
         if any(p.data is None for p in self.model.params()):
+            if self.device == "gpu":
+                self.model.to_cpu()  # NumPy's generator draws the weights, the same on both devices
             with no_grad():
-                self.model(x[:1])
+                self.model(cuda.as_numpy(x[:1]))
         if self._updater is None:
+            if self.device == "gpu":
+                self._move_to_gpu()
             # On one rank this averages nothing and registers no hook: update() is optimizer.update().
             self._updater = DistributedOptimizer(self.optimizer, self.comm)
+
+    def _move_to_gpu(self) -> None:
+        """Put the weights on the GPU, and the optimizer's state with them."""
+        self.model.to_gpu()
+        self.optimizer.load_state_dict(self.optimizer.state_dict())  # the state goes where its weights are
+
+    def _to_device(self, a: Any) -> Any:
+        """``a`` (an array or None) on the trainer's device."""
+        return cuda.as_cupy(a) if self.device == "gpu" and a is not None else a
 
     # ---- one step -----------------------------------------------------------------
     def loss_and_accuracy(self, x: np.ndarray, t: np.ndarray) -> Tuple[Any, float]:
         """Forward: the loss Variable of a batch and its accuracy (NaN in regression)."""
         y = self.model(x)
-        return self._loss(y, t), self._correct(y, t) / len(t)
+        return self._loss(y, t), float(self._correct(y, t)) / len(t)
 
     def _loss(self, y: Any, t: np.ndarray) -> Any:
         if self.task == "regression":
             return F.mean_squared_error(y, t.reshape(len(t), -1))
         return F.softmax_cross_entropy(y, t)
 
-    def _correct(self, y: Any, t: np.ndarray) -> float:
-        """How many rows of ``y`` pick the class ``t`` (NaN in regression)."""
+    def _correct(self, y: Any, t: Any) -> Any:
+        """How many rows of ``y`` pick the class ``t``, a 0-d array on ``y``'s device (NaN in regression)."""
         if self.task == "regression":
             return float("nan")
-        return float(np.sum(np.argmax(cuda.as_numpy(y.data), axis=1) == t))
+        xp = cuda.get_array_module(y.data)
+        return xp.sum(xp.argmax(y.data, axis=1) == t)
 
     def _step(self, x: np.ndarray, t: np.ndarray, batch: int) -> np.ndarray:
         """Train on one batch (this rank's share); returns [loss sum, accuracy sum, examples] over all ranks."""
@@ -197,9 +256,7 @@ class Trainer:
             stats = np.array([float(loss.data) * n, acc * n, n], dtype=np.float64)
         if self.comm.size > 1:
             stats = self.comm.allreduce_sum(stats)  # so that every rank sees a bad loss on any rank
-        if not math.isfinite(stats[0]):
-            raise DivergenceError(self.epoch + 1, batch, float(stats[0] / max(stats[2], 1)),
-                                  learning_rate(self.optimizer))
+        self._check_loss(stats, batch)
         if loss is None:
             self._updater.update(weight=0)  # take part in the averaging, contributing nothing
         else:
@@ -207,16 +264,52 @@ class Trainer:
             self._updater.update()
         return stats
 
+    def _check_loss(self, stats: np.ndarray, batch: int) -> None:
+        """Raise :class:`DivergenceError` if the batch's loss (``stats[0]``, summed over its examples) is not finite."""
+        if not math.isfinite(stats[0]):
+            raise DivergenceError(self.epoch + 1, batch, float(stats[0] / max(stats[2], 1)),
+                                  learning_rate(self.optimizer))
+
+    def _train_reading_once(self, x: Any, t: Any, batches: List[np.ndarray]) -> np.ndarray:
+        """Train on each batch reading nothing back; then each batch's [loss sum, right, examples] over all ranks.
+
+        The losses and right answers stay where the arrays are until the one
+        transfer at the end.  The GPU's way; on NumPy (in the tests) it gives
+        the numbers of :meth:`_step`.
+        """
+        x, t = self._to_device(x), self._to_device(t)  # no copy when fit() moved them already
+        xp = cuda.get_array_module(x)
+        found = xp.zeros((len(batches), 2))  # per batch: mean loss, right answers
+        for k, idx in enumerate(_moved_at_once(batches, xp)):
+            self.model.cleargrads()
+            if len(idx) == 0:
+                self._updater.update(weight=0)  # take part in the averaging, contributing nothing
+                continue
+            y, tb = self.model(x[idx]), t[idx]
+            loss = self._loss(y, tb)
+            found[k, 0] = loss.data
+            found[k, 1] = self._correct(y, tb)
+            self._updater.backward(loss, weight=len(idx))
+            self._updater.update()
+        mean_loss, right = cuda.as_numpy(found).T
+        n = np.array([len(b) for b in batches], dtype=np.float64)
+        stats = np.stack([mean_loss * n, right, n], axis=1)
+        return self.comm.allreduce_sum(stats) if self.comm.size > 1 else stats
+
     # ---- epochs -----------------------------------------------------------------------
     def train_epoch(self, x: np.ndarray, t: np.ndarray, callbacks: Sequence[Callback] = ()) -> Tuple[float, float]:
         """Train on every example of ``x, t`` once, in a new random order; returns the mean (loss, accuracy)."""
         self.initialize(x)
         order = self.rng.permutation(len(x))
-        sampler = ShardSampler(len(x), self.batch_size, self.comm, per_rank=False)
+        batches = ShardSampler(len(x), self.batch_size, self.comm, per_rank=False).split(order)
+        if self._read_once_per_epoch:
+            steps: Iterable[np.ndarray] = self._train_reading_once(x, t, batches)
+        else:
+            steps = (self._step(x[idx], t[idx], batch) for batch, idx in enumerate(batches, 1))
         totals = np.zeros(3)
         batch = 0
-        for batch, idx in enumerate(sampler.split(order), 1):
-            stats = self._step(x[idx], t[idx], batch)
+        for batch, stats in enumerate(steps, 1):
+            self._check_loss(stats, batch)  # on the GPU, the first bad batch is found here, after the epoch
             totals += stats
             for c in callbacks:
                 c.on_batch_end(self, batch, stats[0] / max(stats[2], 1), stats[1] / max(stats[2], 1))
@@ -237,6 +330,7 @@ class Trainer:
         that epoch's partial updates (:meth:`load` the last checkpoint to go on).
         """
         x_val, t_val = validation_data if validation_data is not None else (None, None)
+        x, t, x_val, t_val = map(self._to_device, (x, t, x_val, t_val))  # once, not batch by batch
         elapsed_before = self.history[-1].seconds if self.history else 0.0
         t0 = time.perf_counter()
         while self.epoch < epochs:
@@ -259,10 +353,10 @@ class Trainer:
         total_loss = total_correct = 0.0
         with no_grad(), test_mode():
             for i in range(0, len(x), batch_size):
-                xb, tb = x[i:i + batch_size], t[i:i + batch_size]
+                xb, tb = self._to_device(x[i:i + batch_size]), self._to_device(t[i:i + batch_size])
                 y = self.model(xb)
                 total_loss += float(self._loss(y, tb).data) * len(xb)
-                total_correct += self._correct(y, tb)
+                total_correct += float(self._correct(y, tb))
         return total_loss / len(x), total_correct / len(x)
 
     def predict(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
@@ -279,6 +373,7 @@ class Trainer:
         """
         from leafgrad.memory import track
         self.initialize(x)
+        x, t = self._to_device(x), self._to_device(t)
         self.model.cleargrads()
         with self._updater.no_sync():  # a backward that only this rank makes must send nothing
             with track(label="step") as step:  # one outer block: the inner ones also see arrays being freed
@@ -310,6 +405,8 @@ class Trainer:
         that :meth:`save` did not write.
         """
         info = load_checkpoint(path, self.model, self.optimizer)
+        if self.device == "gpu":
+            self._move_to_gpu()  # weights that were not made yet were loaded onto the host
         extra = info["extra"]
         try:
             rng = extra.pop("batch_rng")

@@ -12,6 +12,7 @@ import math
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from leafgrad import cuda
 from leafgrad.cli.data import BUILTIN
 from leafgrad.cli.errors import UsageError
 from leafgrad.cli.run_folder import CHECKPOINT, read_run, run_options
@@ -19,7 +20,7 @@ from leafgrad.optimizers import OPTIMIZERS
 from leafgrad.training import TASKS
 
 __all__ = ["MODELS", "DEFAULTS", "add_train_arguments", "add_predict_arguments", "add_graph_arguments",
-           "resolve_train_options",
+           "resolve_train_options", "resolve_device",
            "int_at_least", "lower"]
 
 MODELS = ("mlp", "cnn")
@@ -130,6 +131,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder for metrics.csv, pictures, weights and checkpoint "
                         "(default: a new folder under runs/)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR, exactly where it stopped")
+    _add_device_argument(p)
     p.add_argument("--quiet", action="store_true", help="print only a one-line result")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel training over MPI: mpiexec -n N leafgrad train --distributed; "
@@ -145,7 +147,14 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                         "accuracy), or an .npz holding x (and t)")
     p.add_argument("--out", metavar="FILE",
                    help="the CSV to write (default: NAME-predictions.csv in the current folder, for --data NAME.csv)")
+    _add_device_argument(p)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", type=lower, default="cpu", metavar="DEVICE",
+                   help='cpu, or gpu to compute with CuPy on an NVIDIA GPU (default cpu; needs '
+                        'pip install "leafgrad[gpu]" for CUDA 12 or "leafgrad[gpu-cuda13]" for CUDA 13)')
 
 
 def add_graph_arguments(p: argparse.ArgumentParser) -> None:
@@ -191,10 +200,34 @@ def _resume_config(args: argparse.Namespace) -> Tuple[Dict[str, Any], dict]:
     return config, previous
 
 
+def resolve_device(args: argparse.Namespace) -> str:
+    """``--device``, checked: ``gpu`` without a usable GPU is a UsageError saying why and what to install."""
+    if args.device not in cuda.DEVICES:
+        raise _unknown("device", args.device, cuda.DEVICES)
+    if args.device == "gpu":
+        if getattr(args, "distributed", False):
+            raise UsageError("--device gpu does not work with --distributed yet: every rank would use "
+                             "the same GPU; leave one of them out")
+        reason = cuda.gpu_unavailable_reason()
+        if reason is not None:
+            raise UsageError(f"--device gpu: {reason}")
+    return args.device
+
+
 def resolve_train_options(args: argparse.Namespace) -> Tuple[Dict[str, Any], Optional[dict]]:
-    """The run's settings, from the command line and the defaults, or from the run to resume (then its record)."""
-    if args.resume is not None:
-        return _resume_config(args)
+    """The run's settings, from the command line and the defaults, or from the run to resume (then its record).
+
+    ``config["device"]`` is where to train; it is not one of the options that
+    define a run, so a run may be resumed on another device.
+    """
+    device = resolve_device(args)
+    config, previous = _resume_config(args) if args.resume is not None else (_new_config(args), None)
+    config["device"] = device
+    return config, previous
+
+
+def _new_config(args: argparse.Namespace) -> Dict[str, Any]:
+    """The settings of a new run, from the command line and the defaults."""
     if args.data is not None and args.dataset is not None:
         raise UsageError("give either --dataset or --data, not both")
     if args.data is None:
@@ -229,4 +262,4 @@ def resolve_train_options(args: argparse.Namespace) -> Tuple[Dict[str, Any], Opt
     if config["model"] == "cnn" and len(config["hidden"]) != 1:
         raise UsageError("--model cnn takes one --hidden size (the fully connected layer), "
                          f"got {','.join(map(str, config['hidden']))}")
-    return config, None
+    return config

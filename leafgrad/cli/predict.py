@@ -19,6 +19,7 @@ import numpy as np
 from leafgrad._atomic import write_atomic
 from leafgrad.cli.data import shape_for
 from leafgrad.cli.errors import DataError, UsageError
+from leafgrad.cli.options import resolve_device
 from leafgrad.cli.progress import fmt_pct
 from leafgrad.cli.run_folder import WEIGHTS, read_run
 from leafgrad.cli.table import DataInfo, read_for_prediction
@@ -46,6 +47,7 @@ def _load_info(run: str, record: dict) -> DataInfo:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``leafgrad predict``: predict every row of ``--data`` with the run in ``RUN_DIR``; write a CSV."""
+    device = resolve_device(args)
     record = read_run(args.run, "RUN_DIR", need=(WEIGHTS,), purpose="to predict with")
     info = _load_info(args.run, record)
     config = record["config"]
@@ -62,6 +64,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model.load_weights(os.path.join(args.run, WEIGHTS))
     except (SerializationError, OSError) as err:
         raise DataError(f"cannot load the weights of {args.run}: {str(err).splitlines()[0]}") from None
+    if device == "gpu":
+        model.to_gpu()  # predict() sends each batch where the weights are and brings the outputs back
     y = predict(model, shape_for(config["model"], x, info.image_shape))
 
     if info.task == "regression":

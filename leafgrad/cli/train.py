@@ -63,13 +63,16 @@ def load_data(config: Dict[str, Any]) -> Data:
 
 
 def make_trainer(config: Dict[str, Any], comm: Any = None) -> Tuple[Trainer, Data]:
-    """Data, model, optimizer and trainer for a run's settings (NumPy's global generator seeded by ``seed``)."""
+    """Data, model, optimizer and trainer for a run's settings (NumPy's global generator seeded by ``seed``).
+
+    The trainer uses ``config["device"]`` (the CPU when it is missing, as in ``run.json``).
+    """
     data = load_data(config)
     np.random.seed(config["seed"])  # initial weights come from NumPy's global generator, as in DeZero
     model = build_model(config["model"], config["hidden"], data.num_outputs)
     optimizer = from_name(config["optimizer"], config["lr"])
     trainer = Trainer(model, optimizer, task=data.task, batch_size=config["batch_size"], seed=config["seed"],
-                      comm=comm)
+                      comm=comm, device=config.get("device", "cpu"))
     return trainer, data
 
 
@@ -113,8 +116,9 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
         folder.save(trainer)  # epoch 0: a run stopped in its first epoch resumes from the start
     model_text = describe_model(config["model"], config["hidden"], data)
     opt_text = config["optimizer"] + ("" if config["optimizer"] == "adadelta" else f" lr={config['lr']:g}")
+    on_gpu = "; on the GPU" if trainer.device == "gpu" else ""
     say(f"{data.describe()}; {model_text}; {opt_text}; batch {config['batch_size']}; "
-        f"{config['epochs']} epochs; writing to {out}")
+        f"{config['epochs']} epochs{on_gpu}; writing to {out}")
 
     epochs = config["epochs"]
     start = trainer.epoch
@@ -199,7 +203,8 @@ def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict
               + ("" if data.x_test is None else
                  f", test accuracy {fmt_pct(final_test[1])} (loss {fmt_num(final_test[0])})"))
     print(f"  model: {model_text}, {count_params(trainer.model):,} parameters")
-    print(f"  memory of one training step (batch of {n}), measured with leafgrad.memory:")
+    pool = ", in CuPy's memory pool on the GPU" if step.device == "gpu" else ""
+    print(f"  memory of one training step (batch of {n}{pool}), measured with leafgrad.memory:")
     print(f"    forward:  peak {format_bytes(fwd.peak)}; the graph keeps {format_bytes(fwd.current)} "
           "for backward")
     print(f"    backward: peak {format_bytes(bwd.peak)} more; then only the gradients stay "
