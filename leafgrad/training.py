@@ -47,6 +47,7 @@ import numpy as np
 
 import leafgrad.functions as F
 from leafgrad import cuda
+from leafgrad.checks import check_labels
 from leafgrad.config import no_grad, test_mode
 from leafgrad.distributed import Communicator, DistributedOptimizer, ShardSampler
 from leafgrad.optimizers import learning_rate
@@ -218,6 +219,19 @@ class Trainer:
             # On one rank this averages nothing and registers no hook: update() is optimizer.update().
             self._updater = DistributedOptimizer(self.optimizer, self.comm)
 
+    def _check_labels(self, x: Any, t: Any) -> None:
+        """Labels are integers in ``[0, C)`` for the model's ``C`` outputs: a ``ValueError`` names the first bad one.
+
+        (On the GPU a bad label would only turn the loss NaN, and look like divergence.)
+        """
+        self.initialize(x)
+        with no_grad(), test_mode():  # (draws no random numbers, changes no running statistics)
+            classes = self.model(self._to_device(x[:1])).shape[1]
+        t = np.asarray(t) if not isinstance(t, cuda.array_types) else t
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"Trainer.fit: classification labels must be integers, got dtype {t.dtype}")
+        check_labels("Trainer.fit", t, classes)
+
     def _move_to_gpu(self) -> None:
         """Put the weights on the GPU, and the optimizer's state with them."""
         self.model.to_gpu()
@@ -330,6 +344,8 @@ class Trainer:
         that epoch's partial updates (:meth:`load` the last checkpoint to go on).
         """
         x_val, t_val = validation_data if validation_data is not None else (None, None)
+        if self.task == "classification":
+            self._check_labels(x, t)  # once, on the host: a step on the GPU reads nothing back
         x, t, x_val, t_val = map(self._to_device, (x, t, x_val, t_val))  # once, not batch by batch
         elapsed_before = self.history[-1].seconds if self.history else 0.0
         t0 = time.perf_counter()

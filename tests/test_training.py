@@ -243,3 +243,16 @@ def test_shard_sampler_split_and_global_batches():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="the order has 22 indices, expected 23"):
         s.split(order[:22])
+
+
+def test_fit_checks_the_labels_once_on_the_host():
+    # (On the GPU a bad label would only make the loss NaN, and be reported as divergence.)
+    from leafgrad.models import MLP
+    from leafgrad.optimizers import SGD
+    from leafgrad.training import Trainer
+    x = np.random.randn(10, 2)
+    trainer = Trainer(MLP((5, 3)), SGD(0.1))
+    with pytest.raises(ValueError, match=r"Trainer.fit: label 3 at position 3 is outside \[0, 3\)"):
+        trainer.fit(x, np.array([0, 1, 2, 3, 0, 1, 2, 0, 1, 2]), epochs=1)
+    with pytest.raises(TypeError, match="Trainer.fit: classification labels must be integers"):
+        trainer.fit(x, np.zeros(10), epochs=1)
