@@ -247,9 +247,6 @@ def test_shard_sampler_split_and_global_batches():
 
 def test_fit_checks_the_labels_once_on_the_host():
     # (On the GPU a bad label would only make the loss NaN, and be reported as divergence.)
-    from leafgrad.models import MLP
-    from leafgrad.optimizers import SGD
-    from leafgrad.training import Trainer
     x = np.random.randn(10, 2)
     trainer = Trainer(MLP((5, 3)), SGD(0.1))
     with pytest.raises(ValueError, match=r"Trainer.fit: label 3 at position 3 is outside \[0, 3\)"):
