@@ -14,7 +14,7 @@ float64 and rounded once, as DeZero's ``param.data -= lr * grad`` does, so a
 seeded program prints the same numbers on both.
 
 On a GPU each update is one fused kernel per parameter (``leafgrad/_kernels.py``)
-that computes the same numbers.
+that computes the same numbers, and ``ClipGrad`` never waits for the device.
 
 Per-parameter state (momentum, running averages) is created at a parameter's
 first update and can be exported and restored with ``state_dict()`` /
@@ -281,13 +281,20 @@ class WeightDecay:
 
 
 class ClipGrad:
-    """Hook: scale all gradients down so that their global L2 norm is at most ``max_norm``."""
+    """Hook: scale all gradients down so that their global L2 norm is at most ``max_norm``.
+
+    On a GPU the norm and the scaling stay on the device (:func:`_clip_on_device`): no
+    value comes back to the host, so the hook never waits for the GPU.
+    """
 
     def __init__(self, max_norm: float) -> None:
         self.max_norm = max_norm
 
     def __call__(self, params: Iterable[Parameter]) -> None:
         params = list(params)
+        if params and cuda.get_array_module(params[0].grad.data) is not np:
+            _clip_on_device([p.grad.data for p in params], float(self.max_norm))
+            return
         total = 0.0
         for param in params:
             g = param.grad.data.ravel()
@@ -297,6 +304,27 @@ class ClipGrad:
         if rate < 1:
             for param in params:
                 param.grad.data *= rate
+
+
+def _clip_on_device(grads: List[Any], max_norm: float) -> None:
+    """``ClipGrad`` computed where the gradients are, with the host path's numbers.
+
+    The squared norms are summed in float64 in the same order, and the rate is cast
+    to each gradient's dtype as a Python float would be; where it is not below 1
+    (or is NaN) the gradients are multiplied by exactly 1 instead of being left alone.
+    """
+    xp = cuda.get_array_module(grads[0])
+    total = xp.zeros((), dtype=np.float64)
+    for g in grads:
+        flat = g.ravel()
+        total += flat.dot(flat)
+    rate = max_norm / (xp.sqrt(total) + 1e-6)
+    rate = xp.where(rate < 1, rate, 1.0)
+    scales: Dict[Any, Any] = {}
+    for g in grads:
+        if g.dtype not in scales:
+            scales[g.dtype] = rate.astype(g.dtype)
+        g *= scales[g.dtype]
 
 
 class FreezeParam:
