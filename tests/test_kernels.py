@@ -71,20 +71,23 @@ def cpu_kernels(monkeypatch, tmp_path):
 
 
 class Two(Layer):
-    def __init__(self, dtype):
+    """Two parameters, with enough elements for any rounding difference to show."""
+
+    def __init__(self, dtype, xp=np):
         super().__init__()
         rng = np.random.RandomState(0)
-        self.W = Parameter(rng.randn(64, 33).astype(dtype))  # enough elements for any rounding
-        self.b = Parameter(rng.randn(33).astype(dtype))      # difference to show
+        self.W = Parameter(xp.asarray(rng.randn(64, 33).astype(dtype)))
+        self.b = Parameter(xp.asarray(rng.randn(33).astype(dtype)))
 
 
-def _train(opt, dtype, steps=4):
-    layer = Two(dtype)
+def train(opt, dtype, xp=np, steps=4):
+    """``steps`` updates of ``opt`` with seeded gradients on arrays of ``xp``; the parameters and the state."""
+    layer = Two(dtype, xp)
     opt.setup(layer)
     for s in range(steps):
         rng = np.random.RandomState(100 + s)
         for p in layer.params():
-            p.grad = Variable(rng.randn(*p.shape).astype(dtype))
+            p.grad = Variable(xp.asarray(rng.randn(*p.shape).astype(dtype)))
         opt.update()
     return [p.data for p in layer.params()], opt.state_dict()["state"]
 
@@ -105,10 +108,10 @@ def test_every_kernel_has_an_optimizer_here():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_fused_kernel_equals_the_numpy_update_bit_for_bit(cpu_kernels, monkeypatch, name, dtype):
-    fused_params, fused_state = _train(OPTIMIZERS[name](), dtype)
+    fused_params, fused_state = train(OPTIMIZERS[name](), dtype)
     assert cpu_kernels == [name] * 8  # 4 steps, 2 parameters: one launch each
     monkeypatch.undo()  # the NumPy array code
-    params, state = _train(OPTIMIZERS[name](), dtype)
+    params, state = train(OPTIMIZERS[name](), dtype)
     for got, expected in zip(fused_params, params):
         assert got.dtype == dtype
         np.testing.assert_array_equal(got, expected)
