@@ -13,11 +13,11 @@ bit (CUDA's ``/`` and ``sqrt`` are correctly rounded unless fast math is asked f
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from leafgrad.cuda import cupy
 
-__all__ = ["SOURCES", "fusable", "launch"]
+__all__ = ["SOURCES", "fusable", "launch", "used"]
 
 #: Per kernel: input parameters (the gradient, then scalars), in-out parameters (the parameter's
 #: data, then its state), and the loop body in CUDA C++.  ``T`` is the parameter's dtype.
@@ -60,3 +60,8 @@ def launch(name: str, *args: Any) -> None:
         kernel = _compiled[name] = cupy.ElementwiseKernel(
             in_params, out_params, body, f"leafgrad_{name}", options=("--fmad=false",), no_return=True)
     kernel(*args)
+
+
+def used() -> List[str]:
+    """The names of the kernels launched so far in this process (compiled on first use)."""
+    return sorted(_compiled)
