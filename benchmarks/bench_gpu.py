@@ -12,7 +12,7 @@ Run on a machine with a CUDA GPU: ``python benchmarks/bench_gpu.py [--reps 30] [
 The frameworks run round-robin (interleaved), each call between two device synchronizations
 (``cupy.cuda.Device().synchronize()`` / ``torch.cuda.synchronize()``); medians in ms.  Memory: the
 GPU memory peak of one training step above what was allocated before it, from CuPy's memory pool
-(a memory hook reads ``used_bytes()`` at every allocation) and from ``torch.cuda.max_memory_allocated``.
+(``leafgrad.memory.track(device="gpu")``, a memory hook) and from ``torch.cuda.max_memory_allocated``.
 Prints the ratios leafgrad / PyTorch and leafgrad / DeZero and the issue's targets (MLP within
 1.2x PyTorch, CNN within 1.5x, memory peak no higher than PyTorch's).  Exits with a message
 when there is no GPU.
@@ -129,23 +129,12 @@ def memory_peak_mib(framework: str, step: Callable[[], Any], cupy: Any, torch: A
         step()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - before) / MiB
-    pool = cupy.get_default_memory_pool()
-
-    class Peak(cupy.cuda.MemoryHook):
-        name = "bench_gpu_peak"
-
-        def __init__(self) -> None:
-            self.peak = pool.used_bytes()
-
-        def malloc_postprocess(self, **kwargs: Any) -> None:
-            self.peak = max(self.peak, pool.used_bytes())
-
+    from leafgrad.memory import track  # CuPy's pool, through a memory hook
     cupy.cuda.Device().synchronize()
-    before = pool.used_bytes()
-    with Peak() as hook:
+    with track(device="gpu") as report:
         step()
         cupy.cuda.Device().synchronize()
-    return (hook.peak - before) / MiB
+    return report.peak / MiB
 
 
 def _ratio(a: Optional[float], b: Optional[float]) -> str:
