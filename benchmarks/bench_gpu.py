@@ -31,7 +31,7 @@ import numpy as np
 from _common import interleaved, load, median, on_gpu, write_json_atomic
 
 MiB = 1024.0 * 1024.0
-#: (name, target of leafgrad / PyTorch time or None)
+#: (work, batch, the target of leafgrad / PyTorch time, or None)
 WORK = [("mlp", 128, 1.2), ("mlp", 4096, 1.2), ("cnn", 32, 1.5), ("cnn", 256, 1.5),
         ("conv fwd", 32, None), ("conv fwd", 256, None), ("conv fwd+bwd", 32, None), ("conv fwd+bwd", 256, None)]
 MEMORY = [("mlp", 4096), ("cnn", 256)]
