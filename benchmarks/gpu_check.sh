@@ -4,9 +4,10 @@
 #
 #   bash benchmarks/gpu_check.sh            # PYTHON=... picks the interpreter (default python3)
 #
-# A few minutes: the tests are bounded at 5 minutes, the benchmark at 3.5, under 10 in all (most of the tests' time
-# is CuPy compiling kernels on first use). Full logs and bench_gpu.json go to $OUT (or /tmp);
-# the last lines printed are the summary: the tests' result line and the benchmark's table.
+# A few minutes: the tests are bounded at 5 minutes (most of it CuPy compiling kernels on first
+# use), the benchmark at 3.5, so the whole fits in one 10-minute device command. Full logs and
+# bench_gpu.json go to $OUT (or /tmp); the output ends with the failing tests, the benchmark's
+# table and a two-line summary.
 set -u
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
