@@ -77,6 +77,18 @@ def available(names: Optional[List[str]] = None) -> List[str]:
     return [n for n in (names or FRAMEWORKS) if load(n) is not None]
 
 
+def on_gpu(obj: Any) -> Any:
+    """``obj`` (an array, or a list, tuple or dict of them) with each NumPy array copied to the GPU (CuPy)."""
+    if isinstance(obj, np.ndarray):
+        import cupy
+        return cupy.asarray(obj)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(on_gpu(a) for a in obj)
+    if isinstance(obj, dict):
+        return {k: on_gpu(v) for k, v in obj.items()}
+    return obj
+
+
 # ---------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------

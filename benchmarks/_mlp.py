@@ -11,7 +11,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from _common import load
+from _common import load, on_gpu
 
 Init = Tuple[List[np.ndarray], List[np.ndarray], np.ndarray, np.ndarray]
 
@@ -153,14 +153,14 @@ def dezero_step(init: Init, lr: float = 0.01) -> Callable[[], Any]:
 # ---------------------------------------------------------------------------
 # PyTorch
 # ---------------------------------------------------------------------------
-def torch_step(init: Init, lr: float = 0.01) -> Callable[[], Any]:
+def torch_step(init: Init, lr: float = 0.01, device: str = "cpu") -> Callable[[], Any]:
     """PyTorch: ``F.linear`` (weights stored (out, in)), ``F.relu``, ``F.cross_entropy``, ``optim.SGD``."""
     torch = load("torch")
     tF = torch.nn.functional
-    Ws = [torch.from_numpy(np.ascontiguousarray(W.T)).requires_grad_() for W in init[0]]
-    bs = [torch.from_numpy(b.copy()).requires_grad_() for b in init[1]]
-    x = torch.from_numpy(init[2])
-    t = torch.from_numpy(init[3])
+    Ws = [torch.from_numpy(np.ascontiguousarray(W.T)).to(device).requires_grad_() for W in init[0]]
+    bs = [torch.from_numpy(b.copy()).to(device).requires_grad_() for b in init[1]]
+    x = torch.from_numpy(init[2]).to(device)
+    t = torch.from_numpy(init[3]).to(device)
     n = len(Ws)
     opt = torch.optim.SGD([*Ws, *bs], lr=lr)
 
@@ -184,6 +184,10 @@ BUILDERS = {"leafgrad": leafgrad_step, "numpy": numpy_step, "torch": torch_step,
 
 
 def make_step(framework: str, sizes: Sequence[int], batch: int, seed: int = 0,
-              lr: float = 0.01) -> Callable[[], Any]:
-    """A training step of the MLP ``sizes`` at ``batch`` in ``framework``."""
-    return BUILDERS[framework](init_mlp(sizes, batch, seed), lr)
+              lr: float = 0.01, gpu: bool = False) -> Callable[[], Any]:
+    """A training step of the MLP ``sizes`` at ``batch`` in ``framework``; on the GPU with ``gpu``
+    (CuPy arrays for leafgrad and DeZero, CUDA tensors for PyTorch)."""
+    init = init_mlp(sizes, batch, seed)
+    if gpu and framework == "torch":
+        return torch_step(init, lr, device="cuda")
+    return BUILDERS[framework](on_gpu(init) if gpu else init, lr)

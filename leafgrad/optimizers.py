@@ -13,6 +13,9 @@ float64 gradient of a float32 parameter (from a float64 input) is scaled in
 float64 and rounded once, as DeZero's ``param.data -= lr * grad`` does, so a
 seeded program prints the same numbers on both.
 
+On a GPU each update is one fused kernel per parameter (``leafgrad/_kernels.py``)
+that computes the same numbers, and ``ClipGrad`` never waits for the device.
+
 Per-parameter state (momentum, running averages) is created at a parameter's
 first update and can be exported and restored with ``state_dict()`` /
 ``load_state_dict()``, keyed by the parameter's path in the model
@@ -26,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from leafgrad import cuda
+from leafgrad import _kernels, cuda
 from leafgrad.core import Parameter
 
 __all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam",
@@ -278,13 +281,20 @@ class WeightDecay:
 
 
 class ClipGrad:
-    """Hook: scale all gradients down so that their global L2 norm is at most ``max_norm``."""
+    """Hook: scale all gradients down so that their global L2 norm is at most ``max_norm``.
+
+    On a GPU the norm and the scaling stay on the device (:func:`_clip_on_device`): no
+    value comes back to the host, so the hook never waits for the GPU.
+    """
 
     def __init__(self, max_norm: float) -> None:
         self.max_norm = max_norm
 
     def __call__(self, params: Iterable[Parameter]) -> None:
         params = list(params)
+        if params and cuda.get_array_module(params[0].grad.data) is not np:
+            _clip_on_device([p.grad.data for p in params], float(self.max_norm))
+            return
         total = 0.0
         for param in params:
             g = param.grad.data.ravel()
@@ -294,6 +304,27 @@ class ClipGrad:
         if rate < 1:
             for param in params:
                 param.grad.data *= rate
+
+
+def _clip_on_device(grads: List[Any], max_norm: float) -> None:
+    """``ClipGrad`` computed where the gradients are, with the host path's numbers.
+
+    The squared norms are summed in float64 in the same order, and the rate is cast
+    to each gradient's dtype as a Python float would be; where it is not below 1
+    (or is NaN) the gradients are multiplied by exactly 1 instead of being left alone.
+    """
+    xp = cuda.get_array_module(grads[0])
+    total = xp.zeros((), dtype=np.float64)
+    for g in grads:
+        flat = g.ravel()
+        total += flat.dot(flat)
+    rate = max_norm / (xp.sqrt(total) + 1e-6)
+    rate = xp.where(rate < 1, rate, 1.0)
+    scales: Dict[Any, Any] = {}
+    for g in grads:
+        if g.dtype not in scales:
+            scales[g.dtype] = rate.astype(g.dtype)
+        g *= scales[g.dtype]
 
 
 class FreezeParam:
@@ -326,6 +357,9 @@ class SGD(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         data, grad = param.data, param.grad.data
+        if _kernels.fusable(data, grad):
+            _kernels.launch("sgd", grad, float(self.lr), data)
+            return
         tmp = self._scratch.get(data, 0, grad.dtype)
         cuda.get_array_module(data).multiply(grad, float(self.lr), out=tmp)
         data -= tmp
@@ -345,6 +379,9 @@ class MomentumSGD(Optimizer):
     def update_one(self, param: Parameter) -> None:
         data, grad = param.data, param.grad.data
         v = self._slots(param)["v"]
+        if _kernels.fusable(data, grad, v):
+            _kernels.launch("momentum_sgd", grad, float(self.lr), float(self.momentum), data, v)
+            return
         tmp = self._scratch.get(data, 0, grad.dtype)
         cuda.get_array_module(data).multiply(grad, float(self.lr), out=tmp)
         v *= float(self.momentum)
@@ -367,6 +404,9 @@ class AdaGrad(Optimizer):
         xp = cuda.get_array_module(param.data)
         data, grad = param.data, param.grad.data
         h = self._slots(param)["h"]
+        if _kernels.fusable(data, grad, h):
+            _kernels.launch("adagrad", grad, float(self.lr), float(self.eps), data, h)
+            return
         step = self._scratch.get(data, 0, np.result_type(grad, data))
         tmp = self._scratch.get(data, 1, grad.dtype)
         xp.multiply(grad, grad, out=tmp)
@@ -400,6 +440,9 @@ class AdaDelta(Optimizer):
         slots = self._slots(param)
         msg, msdx = slots["msg"], slots["msdx"]
         rho, eps = float(self.rho), float(self.eps)
+        if _kernels.fusable(data, grad, msg, msdx):
+            _kernels.launch("adadelta", grad, rho, 1 - rho, eps, data, msg, msdx)
+            return
         wide = np.result_type(grad, data)
         dx = self._scratch.get(data, 0, wide)
         tmp = self._scratch.get(data, 1, grad.dtype)
@@ -460,6 +503,9 @@ class Adam(Optimizer):
         slots = self._slots(param)
         m, v = slots["m"], slots["v"]
         beta1, beta2, eps = float(self.beta1), float(self.beta2), float(self.eps)
+        if _kernels.fusable(data, grad, m, v):
+            _kernels.launch("adam", grad, self.lr, 1 - beta1, 1 - beta2, eps, data, m, v)
+            return
         step = self._scratch.get(data, 0)
         tmp = self._scratch.get(data, 1, np.result_type(grad, data))
 

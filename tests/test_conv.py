@@ -232,10 +232,11 @@ def test_pooling_indexes_are_first_maximum_and_small():
     assert f.indexes is None  # released with the graph
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 4000, 16000])
+@pytest.mark.parametrize("chunk_bytes", [1, 4000, 16000, 1 << 40])
 @pytest.mark.parametrize("s,p", [(1, 1), (2, 1)])
 def test_batch_chunking_gives_the_same_results(monkeypatch, chunk_bytes, s, p):
-    """The convolutions go through the batch in chunks; one sample, or a few with a remainder."""
+    """The convolutions go through the batch in chunks; one sample, a few with a remainder, or
+    the whole batch in one product (the GPU's strategy, here run on NumPy)."""
     x, w, b = Variable(rand(5, 2, 6, 7)), Variable(rand(3, 2, 3, 3, seed=1)), Variable(rand(3, seed=2))
     gy = rand(5, 3, *C.conv2d(x, w, b, s, p).shape[2:], seed=3)
     expected = [g.data for g in lg.grad(C.conv2d(x, w, b, s, p), [x, w, b], grad_outputs=[gy])]
@@ -248,6 +249,17 @@ def test_batch_chunking_gives_the_same_results(monkeypatch, chunk_bytes, s, p):
     for got, exp in zip(lg.grad(C.conv2d(x, w, b, s, p), [x, w, b], grad_outputs=[gy]), expected):
         np.testing.assert_allclose(got.data, exp, atol=1e-10)
     np.testing.assert_allclose(C.deconv2d(x, dw, None, s, p).data, d_expected, atol=1e-12)
+
+
+def test_chunks_are_cache_sized_on_the_cpu_and_the_whole_batch_on_a_gpu(monkeypatch):
+    x = np.zeros((256, 16, 16, 16), np.float32)
+    per_sample = 16 * 9 * 16 * 18 * 4  # the columns of one sample, 16 -> 32 channels, 3x3, pad 1
+    parts = list(C._chunks(x, per_sample))
+    assert len(parts) > 1 and all((p.stop - p.start) * per_sample <= C._CHUNK_BYTES for p in parts)
+    assert parts[0].start == 0 and parts[-1].stop == 256
+    monkeypatch.setattr(C, "get_array_module", lambda a: object())  # any module but NumPy: a GPU's
+    assert list(C._chunks(x, per_sample)) == [slice(0, 256)]
+    assert len(list(C._chunks(x, C._GPU_CHUNK_BYTES // 10))) == 26  # a huge batch: bounded memory
 
 
 def test_empty_batch():

@@ -39,6 +39,7 @@ def distinct(name, *shape):
 
 
 LABELS = np.array([0, 2, 1, 2])
+LABELS_IGNORED = np.array([0, -1, 1, 2])  # -1: ignored
 IDS = np.array([[0, 3, 3], [1, 0, 2]])
 CONDITION = np.array([[True, False, True, True], [False, True, False, True], [True, True, False, False]])
 ELEMENTWISE = (1, 2, 3)  # third order too, as the book's step 35 does for tanh
@@ -47,6 +48,12 @@ ELEMENTWISE = (1, 2, 3)  # third order too, as the book's step 35 does for tanh
 def _dropout(x):
     np.random.seed(7)  # the same mask at every evaluation
     return F.dropout(x, 0.4)
+
+
+def _running_stats(x, n):
+    """Fresh running mean and variance for ``batch_norm`` (which updates them), on ``x``'s device."""
+    xp = lg.cuda.get_array_module(x)
+    return xp.zeros(n), xp.ones(n)
 
 
 def _segment(x, W):
@@ -150,11 +157,11 @@ CASES = [
     C("linear_simple", F.linear_simple, [rnd("x", 3, 4), rnd("W", 4, 2), rnd("b", 2)]),
     C("dropout", _dropout, [rnd("x", 3, 4)]),
     C("embed_id", lambda W: F.embed_id(IDS, W), [rnd("W", 4, 3)]),
-    C("batch_norm", lambda x, g, b: F.batch_norm(x, g, b, np.zeros(3), np.ones(3)),
+    C("batch_norm", lambda x, g, b: F.batch_norm(x, g, b, *_running_stats(x, 3)),
       [rnd("x", 4, 3), rnd("g", 3), rnd("b", 3)]),
-    C("batch_norm_4d", lambda x, g, b: F.batch_norm(x, g, b, np.zeros(2), np.ones(2)),
+    C("batch_norm_4d", lambda x, g, b: F.batch_norm(x, g, b, *_running_stats(x, 2)),
       [rnd("x", 2, 2, 2, 2), rnd("g", 2), rnd("b", 2)]),
-    C("batch_nrom", lambda x, g, b: F.batch_nrom(x, g, b, np.zeros(3), np.ones(3)),
+    C("batch_nrom", lambda x, g, b: F.batch_nrom(x, g, b, *_running_stats(x, 3)),
       [rnd("x", 4, 3), rnd("g", 3), rnd("b", 3)]),
     C("layer_norm", F.layer_norm, [rnd("x", 3, 4), rnd("g", 4), rnd("b", 4)]),
     C("standardize_all_outputs", _standardize_all_outputs, [rnd("x", 4, 3)]),
@@ -162,7 +169,7 @@ CASES = [
     C("mean_squared_error", F.mean_squared_error, [rnd("a", 4, 3), rnd("b", 4, 3)]),
     C("mean_squared_error_simple", F.mean_squared_error_simple, [rnd("a", 4, 3), rnd("b", 4, 3)]),
     C("softmax_cross_entropy", lambda x: F.softmax_cross_entropy(x, LABELS), [rnd("x", 4, 3)]),
-    C("softmax_cross_entropy_ignore", lambda x: F.softmax_cross_entropy(x, np.array([0, -1, 1, 2]),
+    C("softmax_cross_entropy_ignore", lambda x: F.softmax_cross_entropy(x, LABELS_IGNORED,
                                                                          ignore_index=-1), [rnd("x", 4, 3)]),
     C("softmax_cross_entropy_simple", lambda x: F.softmax_cross_entropy_simple(x, LABELS), [rnd("x", 4, 3)]),
     C("sigmoid_cross_entropy", F.sigmoid_cross_entropy, [rnd("x", 4, 1), rnd("t", 4, 1, lo=0.0, hi=1.0)]),

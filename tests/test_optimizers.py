@@ -267,6 +267,33 @@ def test_clip_grad_hook():
     np.testing.assert_array_equal(layer.W.grad.data, g["W"])
 
 
+@pytest.mark.parametrize("factor", [0.5, 2.0, float("nan")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_grad_on_the_device_gives_the_host_numbers(factor, dtype):
+    """The GPU's ClipGrad (norm and scaling computed where the gradients are), run on NumPy."""
+    layer = Two(dtype)
+    g = grads_for(layer, 0, dtype)
+    norm = math.sqrt(sum(float((a.ravel().dot(a.ravel()))) for a in g.values()))
+    set_grads(layer, g)
+    O.ClipGrad(norm * factor)(list(layer.params()))
+    expected = [p.grad.data.copy() for p in layer.params()]
+    set_grads(layer, g)
+    O._clip_on_device([p.grad.data for p in layer.params()], norm * factor)
+    for p, e in zip(layer.params(), expected):
+        assert p.grad.data.dtype == dtype
+        np.testing.assert_array_equal(p.grad.data, e)
+
+
+def test_clip_grad_takes_the_device_path_for_gpu_arrays(monkeypatch):
+    layer = Two()
+    set_grads(layer, grads_for(layer, 0))
+    calls = []
+    monkeypatch.setattr(O, "_clip_on_device", lambda grads, max_norm: calls.append((len(grads), max_norm)))
+    monkeypatch.setattr(O.cuda, "get_array_module", lambda x: object())  # any module but NumPy
+    O.ClipGrad(1)(list(layer.params()))
+    assert calls == [(2, 1.0)]
+
+
 def test_freeze_param_hook_keeps_values_and_does_not_crash():
     class Net(Layer):
         def __init__(self):

@@ -12,7 +12,9 @@ How it is fast on NumPy:
   as ``(N, OC, OH, OW)``: no transposition of the output.
 * The columns are built a chunk of samples at a time (about 1 MiB): they are
   still in cache when the product reads them, and the temporary memory stays
-  bounded whatever the batch size.
+  bounded whatever the batch size.  On a GPU (CuPy arrays) the same code runs
+  on the whole batch at once, one batched product for all samples: there the
+  cost is the number of kernel launches, not the cache (``_chunks`` decides).
 * For stride 1, each padded (n, c) plane is flattened row-major; the window at
   kernel offset ``(i, j)`` is then the contiguous run starting at ``i*Wp + j``
   (``Wp`` the padded width), so ``im2col`` is ``KH * KW`` long contiguous
@@ -62,10 +64,13 @@ IntOrPair = Union[int, Tuple[int, int]]
 #: Kernels with more offsets than this use materialised windows (im2col) for pooling.
 _LOOP_MAX_OFFSETS = 25
 
-#: Bytes of im2col columns built at a time.  The convolutions go through the batch in chunks
-#: of this size: the columns are still in cache when the matrix product reads them, and the
-#: temporary memory stays bounded whatever the batch size.
+#: The convolutions' strategy, chosen by device (in :func:`_chunks`): the bytes of im2col columns
+#: built at a time.  On the CPU about 1 MiB: the columns are still in cache when the matrix
+#: product reads them, and the temporary memory stays bounded whatever the batch size.
 _CHUNK_BYTES = 1 << 20
+#: On a GPU the whole batch: one batched product over all samples, since each chunk costs a dozen
+#: kernel launches whatever its size.  The bound only keeps a huge batch's columns in memory.
+_GPU_CHUNK_BYTES = 1 << 26
 
 
 # =============================================================================
@@ -233,9 +238,12 @@ def _flat_grad(gy: Any, wp: int) -> Any:
     return g.reshape(n, oc, oh * wp)
 
 
-def _chunks(n: int, per_sample_bytes: int) -> Iterator[slice]:
-    """Slices of the batch whose im2col columns take about ``_CHUNK_BYTES``."""
-    step = max(1, min(n, _CHUNK_BYTES // max(1, per_sample_bytes)))
+def _chunks(x: Any, per_sample_bytes: int) -> Iterator[slice]:
+    """Slices of the batch of ``x`` whose im2col columns take about ``_CHUNK_BYTES`` on NumPy,
+    ``_GPU_CHUNK_BYTES`` on CuPy (the whole batch but for huge ones): the strategy by device."""
+    n = x.shape[0]
+    budget = _CHUNK_BYTES if get_array_module(x) is np else _GPU_CHUNK_BYTES
+    step = max(1, min(n, budget // max(1, per_sample_bytes)))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
 
@@ -256,11 +264,11 @@ def _conv_forward(x: Any, W: Any, b: Any, stride: tuple, pad: tuple) -> Any:
         y = xp.empty((n, oc, oh, ow), dtype=xp.result_type(x.dtype, W.dtype))
         if _use_flat(kw, ow, stride):
             wp = w + 2 * pw
-            for part in _chunks(n, k * oh * wp * x.itemsize):
+            for part in _chunks(x, k * oh * wp * x.itemsize):
                 yc = xp.matmul(w2, _flat_col(x[part], kh, kw, ph, pw))
                 y[part] = yc.reshape(yc.shape[0], oc, oh, wp)[:, :, :, :ow]
         else:
-            for part in _chunks(n, k * oh * ow * x.itemsize):
+            for part in _chunks(x, k * oh * ow * x.itemsize):
                 col = im2col_array(x[part], (kh, kw), stride, pad, to_matrix=False)
                 m = col.shape[0]
                 xp.matmul(w2, col.reshape(m, k, oh * ow), out=y[part].reshape(m, oc, oh * ow))
@@ -283,7 +291,7 @@ def _conv_grad_x(gy: Any, W: Any, out_hw: tuple, stride: tuple, pad: tuple) -> A
     w2t = W.reshape(oc, k).T
     gx = xp.empty((n, c, h, w), dtype=xp.result_type(gy.dtype, W.dtype))
     if not _use_flat(kw, ow, stride):
-        for part in _chunks(n, k * oh * ow * gy.itemsize):
+        for part in _chunks(gy, k * oh * ow * gy.itemsize):
             gcol = xp.matmul(w2t, gy[part].reshape(-1, oc, oh * ow))
             m = gcol.shape[0]
             gx[part] = col2im_array(gcol.reshape(m, c, kh, kw, oh, ow), (m, c, h, w),
@@ -291,7 +299,7 @@ def _conv_grad_x(gy: Any, W: Any, out_hw: tuple, stride: tuple, pad: tuple) -> A
         return gx
     hp, wp = h + 2 * ph, w + 2 * pw
     length = oh * wp
-    for part in _chunks(n, k * length * gy.itemsize):
+    for part in _chunks(gy, k * length * gy.itemsize):
         gcol = xp.matmul(w2t, _flat_grad(gy[part], wp))
         m = gcol.shape[0]
         gcol = gcol.reshape(m, c, kh, kw, length)
@@ -314,7 +322,7 @@ def _conv_grad_W(x: Any, gy: Any, kernel: tuple, stride: tuple, pad: tuple) -> A
     flat = _use_flat(kw, ow, stride)
     length = oh * (w + 2 * pad[1]) if flat else oh * ow
     gWt = None
-    for part in _chunks(n, k * length * x.itemsize):
+    for part in _chunks(x, k * length * x.itemsize):
         if flat:
             col = _flat_col(x[part], kh, kw, pad[0], pad[1])
             g = _flat_grad(gy[part], w + 2 * pad[1])
