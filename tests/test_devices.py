@@ -5,7 +5,7 @@ CuPy arrays, NumPy constants (labels, masks, targets) move to the GPU, and a
 NumPy input that wants a gradient is a clear error.  CI has no GPU, so the
 policy is exercised here with a NumPy subclass in the role of the GPU's array
 type (the rule is the same function, given the device's type); the same
-checks with CuPy itself are in ``test_gpu.py``, which runs where there is a GPU.
+checks with CuPy itself are in ``test_gpu_device_policy.py``, which runs where there is a GPU.
 """
 import numpy as np
 import pytest

@@ -11,12 +11,8 @@ import leafgrad.functions as F
 from leafgrad import Variable
 from leafgrad.checkpoint import checkpoint
 
-cupy = pytest.importorskip("cupy")
-try:
-    _devices = cupy.cuda.runtime.getDeviceCount()
-except Exception:  # a CuPy without a driver
-    _devices = 0
-pytestmark = pytest.mark.skipif(_devices == 0, reason="no CUDA device")
+pytestmark = pytest.mark.skipif(not lg.cuda.gpu_enable, reason=str(lg.cuda.gpu_unavailable_reason()))
+cupy = lg.cuda.cupy
 
 
 def _gpu(a):
