@@ -44,6 +44,10 @@ __all__ = [
 
 ArrayLike = Any  # an ndarray (NumPy or CuPy), a NumPy scalar or a Python number
 
+#: The dtypes a Variable may hold: floats, signed and unsigned integers, bools (checks.REAL_KINDS).
+_REAL_DTYPES = frozenset(np.dtype(c) for c in np.typecodes["AllFloat"] + np.typecodes["AllInteger"] + "?"
+                         if np.dtype(c).kind in REAL_KINDS)
+
 #: NumPy 1.x promotes a 0-d float32 array (or float32 scalar) combined with a Python number to
 #: float64; NumPy 2 (NEP 50) keeps float32.  On NumPy 1.x leafgrad restores NumPy 2's answer:
 #: float outputs and gradients keep the floating dtype of their inputs (see _keep_float_dtype).
@@ -147,7 +151,7 @@ class Variable:
         if data is not None:
             if not isinstance(data, array_types):
                 raise TypeError("{} is not supported".format(type(data)))
-            if data.dtype.kind not in REAL_KINDS:
+            if data.dtype not in _REAL_DTYPES:
                 raise TypeError(f"Variable: data must be an array of real numbers (float, int or bool), "
                                 f"got {describe(data)}")
         self.data = data
@@ -411,6 +415,8 @@ class Function:
         # A gradient formula written outside leafgrad may return Variables even on the
         # first-order walk (DeZero's style, e.g. a subclass of F.Softmax): the walk unwraps them.
         cls._unwrap_gradients = "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad.")
+        # Whether a recorded call keeps anything besides its edges (see _keep).
+        cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
         """Run ``forward`` on the inputs' arrays; record this function in the graph when recording is on.
@@ -445,7 +451,7 @@ class Function:
             _keep_float_dtype(xs, outputs)
 
         if _enable_backprop.get() and graph.connect(self, inputs, outputs):
-            if self.retain_inputs != () or self.retain_outputs or len(outputs) > 1 or _LEGACY_PROMOTION:
+            if self._keeps or len(outputs) > 1:
                 self._keep(inputs, xs, outputs)
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -559,6 +565,7 @@ class Function:
     #: True once backward ran through this function without retain_graph: its data is gone.
     _released = False
     _unwrap_gradients = False
+    _keeps = True
     _input_dtypes: Optional[list] = None
 
 
