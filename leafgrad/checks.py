@@ -36,8 +36,8 @@ from leafgrad import core  # its Variable class, read at call time (core imports
 from leafgrad.cuda import array_types
 
 __all__ = ["checked", "describe", "REAL_KINDS", "ARRAY", "OPTIONAL_ARRAY", "ARRAYS", "LABELS",
-           "CONDITION", "NUMBER", "OPTIONAL_NUMBER", "BOUND", "INT", "OPTIONAL_INT", "AXIS", "SHAPE",
-           "PAIR", "OPTIONAL_PAIR", "BOOL", "SECTIONS", "ANY", "choice", "check_labels", "check_range",
+           "CONDITION", "NUMBER", "BOUND", "INT", "OPTIONAL_INT", "AXIS", "SHAPE",
+           "PAIR", "OPTIONAL_PAIR", "BOOL", "SECTIONS", "choice", "check_labels", "check_range",
            "shape_of", "normalize_axis", "normalize_axes", "AxisError"]
 
 #: NumPy's AxisError (a ValueError and an IndexError), wherever this NumPy version keeps it.
@@ -202,11 +202,6 @@ class _Sections(Kind):
         return isinstance(value, (tuple, list)) and all(_is_int(v) for v in value)
 
 
-class _Any(Kind):
-    def accepts(self, value: Any) -> bool:
-        return True
-
-
 class _Choice(Kind):
     def __init__(self, *options: Any) -> None:
         self.options = options
@@ -223,7 +218,6 @@ ARRAYS = _Arrays()
 LABELS = _Labels()
 CONDITION = _Condition()
 NUMBER = _Number()
-OPTIONAL_NUMBER = _Optional(NUMBER)
 BOUND = _Bound()
 INT = _Int()
 OPTIONAL_INT = _Optional(INT)
@@ -233,7 +227,6 @@ PAIR = _Pair()
 OPTIONAL_PAIR = _Optional(PAIR)
 BOOL = _Bool()
 SECTIONS = _Sections()
-ANY = _Any()
 choice = _Choice
 
 

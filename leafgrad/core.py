@@ -517,16 +517,6 @@ class Function:
             return data
         return graph.apply_known(node, data, self, inputs)
 
-    def output_variable(self, i: int = 0) -> Variable:
-        """Output ``i`` as a graph-connected Variable (the user's, if alive; else one on the kept array)."""
-        data = self.output_data[i] if self.output_data is not None else None
-        y = self.outputs[i]()
-        if y is None and data is None:
-            raise RuntimeError(f"{type(self).__name__}: output {i} was not retained for backward "
-                               "(declare it in retain_outputs)")
-        return graph.output_variable(self, i, data)
-
-
     def _release(self) -> None:
         """Drop everything kept for backward (after a backward without ``retain_graph``).
 

@@ -24,9 +24,9 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 GOOD = {
     checks.ARRAY: np.ones((2, 3)), checks.OPTIONAL_ARRAY: None, checks.ARRAYS: [np.ones((2, 3))],
     checks.LABELS: np.array([0, 1]), checks.CONDITION: np.ones((2, 3), bool), checks.NUMBER: 0.5,
-    checks.OPTIONAL_NUMBER: None, checks.BOUND: 0.5, checks.INT: 1, checks.OPTIONAL_INT: None,
+    checks.BOUND: 0.5, checks.INT: 1, checks.OPTIONAL_INT: None,
     checks.AXIS: None, checks.SHAPE: (3, 2), checks.PAIR: 1, checks.OPTIONAL_PAIR: None,
-    checks.BOOL: False, checks.SECTIONS: 2, checks.ANY: 0,
+    checks.BOOL: False, checks.SECTIONS: 2,
 }
 
 _variable_gone_complex = Variable(np.ones(2))
@@ -40,7 +40,6 @@ NOT_ARRAYS = st.sampled_from([
 #: Values of the wrong kind for each kind of non-array argument.
 WRONG = {
     checks.NUMBER: st.sampled_from(["abc", None, [1.0], 1 + 2j, True]),
-    checks.OPTIONAL_NUMBER: st.sampled_from(["abc", [1.0], 1 + 2j]),
     checks.BOUND: st.sampled_from(["abc", {}, 1 + 2j]),
     checks.INT: st.sampled_from([1.5, "1", None, True, (1,)]),
     checks.OPTIONAL_INT: st.sampled_from([1.5, "1", True]),
