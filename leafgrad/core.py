@@ -148,12 +148,8 @@ class Variable:
     __array_ufunc__ = None
 
     def __init__(self, data: Any, name: Optional[str] = None) -> None:
-        if data is not None:
-            if not isinstance(data, array_types):
-                raise TypeError("{} is not supported".format(type(data)))
-            if data.dtype not in _REAL_DTYPES:
-                raise TypeError(f"Variable: data must be an array of real numbers (float, int or bool), "
-                                f"got {describe(data)}")
+        if data is not None and (type(data) is not np.ndarray or data.dtype not in _REAL_DTYPES):
+            _check_data(data)
         self.data = data
         self.name = name
         self.grad: Optional[Variable] = None
@@ -313,28 +309,28 @@ class Variable:
     # (they call what add, sub, ... call, without those public functions' argument checks:
     # ``self`` is a Variable, and a bad ``other`` is refused by Function.__call__)
     def __add__(self, other: Any) -> "Variable":
-        return _binary(self, other, Add, AddConstant, AddConstant)
+        return _with_operand(self, other, Add, AddConstant)
 
     def __radd__(self, other: Any) -> "Variable":
-        return _binary(self, other, Add, AddConstant, AddConstant)
+        return _with_operand(self, other, Add, AddConstant)
 
     def __sub__(self, other: Any) -> "Variable":
-        return _binary(self, other, Sub, _subtract_constant, ConstantSub)
+        return _with_operand(self, other, Sub, _subtract_constant)
 
     def __rsub__(self, other: Any) -> "Variable":
-        return _binary(other, self, Sub, _subtract_constant, ConstantSub)
+        return _with_operand(self, other, Sub, ConstantSub, reflected=True)
 
     def __mul__(self, other: Any) -> "Variable":
-        return _binary(self, other, Mul, MulConstant, MulConstant)
+        return _with_operand(self, other, Mul, MulConstant)
 
     def __rmul__(self, other: Any) -> "Variable":
-        return _binary(self, other, Mul, MulConstant, MulConstant)
+        return _with_operand(self, other, Mul, MulConstant)
 
     def __truediv__(self, other: Any) -> "Variable":
-        return _binary(self, other, Div, DivConstant, ConstantDiv)
+        return _with_operand(self, other, Div, DivConstant)
 
     def __rtruediv__(self, other: Any) -> "Variable":
-        return _binary(other, self, Div, DivConstant, ConstantDiv)
+        return _with_operand(self, other, Div, ConstantDiv, reflected=True)
 
     def __neg__(self) -> "Variable":
         return Neg()(self)
@@ -350,6 +346,14 @@ class Variable:
 
     # Variables compare by identity (they are dictionary keys in user code, as in DeZero).
     __hash__ = object.__hash__
+
+
+def _check_data(data: Any) -> None:
+    """What a Variable may hold besides a NumPy array of real numbers: a CuPy one; else a TypeError."""
+    if not isinstance(data, array_types):
+        raise TypeError("{} is not supported".format(type(data)))  # DeZero's words
+    if data.dtype not in _REAL_DTYPES:
+        raise TypeError(f"Variable: data must be an array of real numbers (float, int or bool), got {describe(data)}")
 
 
 class Parameter(Variable):
@@ -443,9 +447,11 @@ class Function:
             raise _explain(err, self, xs) from err
         if type(ys) is np.ndarray:  # one output: the common case
             outputs = [Variable(ys)]
+        elif isinstance(ys, np.generic):  # NumPy turns 0-d results into scalars: an array again
+            outputs = [Variable(np.asarray(ys))]
         elif isinstance(ys, tuple):
             outputs = [Variable(y if isinstance(y, array_types) else np.asarray(y)) for y in ys]
-        else:  # a CuPy array, or a NumPy scalar (NumPy turns 0-d results into scalars)
+        else:  # a CuPy array (or a Python number)
             outputs = [Variable(ys if isinstance(ys, array_types) else np.asarray(ys))]
         if _LEGACY_PROMOTION:
             _keep_float_dtype(xs, outputs)
@@ -654,6 +660,18 @@ def _explain(err: Exception, func: Function, xs: Sequence[Any]) -> Exception:
 # =============================================================================
 # Arithmetic (the operators of Variable)
 # =============================================================================
+def _with_operand(x: Variable, other: Any, general: type, constant: Any, reflected: bool = False) -> Variable:
+    """``x op other`` (``other op x`` when ``reflected``) for Variable ``x``: what the operators call.
+
+    A scalar ``other`` becomes the number of a one-input function, ``constant(c)(x)``.
+    """
+    c = other if type(other) is float or type(other) is int else _scalar(other)  # the common case first
+    if c is not None:
+        return constant(c)(x)
+    operand = _as_operand(other, x)
+    return general()(operand, x) if reflected else general()(x, operand)
+
+
 def _binary(x0: Any, x1: Any, general: type, constant_right: Any, constant_left: Any) -> Variable:
     """Apply a binary operator; a Variable with a scalar operand becomes a one-input function.
 
