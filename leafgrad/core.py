@@ -48,6 +48,9 @@ ArrayLike = Any  # an ndarray (NumPy or CuPy), a NumPy scalar or a Python number
 _REAL_DTYPES = frozenset(np.dtype(c) for c in np.typecodes["AllFloat"] + np.typecodes["AllInteger"] + "?"
                          if np.dtype(c).kind in REAL_KINDS)
 
+# Read on every Variable made: module names are found faster than attributes of ``np``.
+_NDARRAY, _F32, _F64 = np.ndarray, np.dtype(np.float32), np.dtype(np.float64)
+
 #: NumPy 1.x promotes a 0-d float32 array (or float32 scalar) combined with a Python number to
 #: float64; NumPy 2 (NEP 50) keeps float32.  On NumPy 1.x leafgrad restores NumPy 2's answer:
 #: float outputs and gradients keep the floating dtype of their inputs (see _keep_float_dtype).
@@ -148,7 +151,8 @@ class Variable:
     __array_ufunc__ = None
 
     def __init__(self, data: Any, name: Optional[str] = None) -> None:
-        if data is not None and (type(data) is not np.ndarray or data.dtype not in _REAL_DTYPES):
+        if data is not None and (type(data) is not _NDARRAY or (data.dtype is not _F32 and data.dtype is not _F64
+                                                                and data.dtype not in _REAL_DTYPES)):
             _check_data(data)
         self.data = data
         self.name = name
@@ -445,7 +449,7 @@ class Function:
             ys = self.forward(*xs)
         except (ValueError, IndexError, TypeError, AttributeError) as err:
             raise _explain(err, self, xs) from err
-        if type(ys) is np.ndarray:  # one output: the common case
+        if type(ys) is _NDARRAY:  # one output: the common case
             outputs = [Variable(ys)]
         elif isinstance(ys, np.generic):  # NumPy turns 0-d results into scalars: an array again
             outputs = [Variable(np.asarray(ys))]
