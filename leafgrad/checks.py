@@ -37,7 +37,7 @@ from leafgrad.cuda import array_types
 
 __all__ = ["checked", "describe", "REAL_KINDS", "ARRAY", "OPTIONAL_ARRAY", "ARRAYS", "LABELS",
            "CONDITION", "NUMBER", "BOUND", "INT", "OPTIONAL_INT", "AXIS", "SHAPE",
-           "PAIR", "OPTIONAL_PAIR", "BOOL", "SECTIONS", "choice", "check_labels", "check_range",
+           "PAIR", "OPTIONAL_PAIR", "BOOL", "SECTIONS", "choice", "check_labels", "labels_in_range", "check_range",
            "shape_of", "normalize_axis", "normalize_axes", "AxisError"]
 
 #: NumPy's AxisError (a ValueError and an IndexError), wherever this NumPy version keeps it.
@@ -286,6 +286,11 @@ def check_labels(function: str, t: Any, classes: int, ignore_index: Optional[int
         value = t.reshape(-1)[int(bad.argmax())]
         raise ValueError(f"{function}: {what} {int(value)} at position {where} is outside [0, {classes})")
     return True
+
+
+def labels_in_range(t: Any, classes: int) -> Any:
+    """Whether every label of ``t`` lies in ``[0, classes)``, as a 0-d array where ``t`` lives (no read)."""
+    return ((t >= 0) & (t < classes)).all()
 
 
 def check_range(function: str, argument: str, a: Any, low: float, high: float) -> None:

@@ -422,7 +422,9 @@ class Function:
         super().__init_subclass__(**kwargs)
         # A gradient formula written outside leafgrad may return Variables even on the
         # first-order walk (DeZero's style, e.g. a subclass of F.Softmax): the walk unwraps them.
-        cls._unwrap_gradients = "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad.")
+        # A book-style function (declaring nothing) always gets Variables and returns them.
+        cls._unwrap_gradients = cls.retain_inputs is None or (
+            "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad."))
         # Whether a recorded call keeps anything besides its edges (see _keep).
         cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION
 

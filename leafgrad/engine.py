@@ -128,11 +128,7 @@ def _book_style_backward(f: Function, gys: list, create_graph: bool) -> tuple:
         gys = _fill_missing(f, gys)
     if create_graph:
         return f.backward(*gys)
-    # recording is off: wrap, run, unwrap
-    gxs = f.backward(*[_wrap(g) for g in gys])
-    if not isinstance(gxs, tuple):
-        gxs = (gxs,)
-    return tuple([_as_grad(g, False) for g in gxs])
+    return f.backward(*[_wrap(g) for g in gys])  # recording is off: _run_formula unwraps the results
 
 
 def _wrap(g: Any) -> Variable:

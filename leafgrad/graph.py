@@ -112,8 +112,9 @@ def cut_off(func: Any) -> bool:
 # =============================================================================
 # Variables that stand in the graph during a recorded backward
 # =============================================================================
-def _make_output(variable_type: type, func: Any, index: int, data: Any) -> Any:
-    y = variable_type(data)
+def _make_output(func: Any, index: int, data: Any) -> Any:
+    """A new Variable holding ``data`` as output ``index`` of ``func``."""
+    y = core.Variable(data)
     y.creator = func
     y.generation = func.generation + 1
     y._output_index = index
@@ -129,22 +130,24 @@ def output_variable(func: Any, index: int, data: Any) -> Any:
     y = func.outputs[index]()
     if y is not None:
         return y
-    return _make_output(core.Variable, func, index, data)
+    return _make_output(func, index, data)
 
 
 def input_variable(func: Any, k: int, data: Any) -> Any:
-    """Input ``k`` of ``func`` as a graph-connected Variable holding ``data``, for a recorded backward."""
-    Variable = core.Variable
+    """Input ``k`` of ``func`` as a graph-connected Variable holding ``data``, for a recorded backward.
+
+    The leaf itself, or the user's Variable if it is still alive (then ``data`` is not used).
+    """
     edge = func._edges[k]
     if edge is None:
-        v = Variable(data)
+        v = core.Variable(data)
         v.requires_grad = False
         return v
     if _is_leaf(edge):
         return edge
     creator, index = edge if type(edge) is tuple else (edge, 0)
     y = creator.outputs[index]()
-    return y if y is not None else _make_output(Variable, creator, index, data)
+    return y if y is not None else _make_output(creator, index, data)
 
 
 def apply_known(node: Any, data: Any, func: Any, inputs: Sequence[int]) -> Any:
@@ -155,24 +158,10 @@ def apply_known(node: Any, data: Any, func: Any, inputs: Sequence[int]) -> Any:
     needs ``p`` as a differentiable function of ``x``.  ``node.forward`` is not
     run; the inputs' arrays are not needed (``node`` must keep none of them).
     """
-    Variable = core.Variable
     if node.retain_inputs != ():
         raise TypeError(f"apply_known: {type(node).__name__} must declare retain_inputs = ()")
-    stand_ins = []
-    for k in inputs:
-        edge = func._edges[k]
-        if edge is not None and _is_leaf(edge):
-            stand_ins.append(edge)
-            continue
-        v = Variable(None)
-        if edge is None:
-            v.requires_grad = False
-        else:
-            creator, index = edge if type(edge) is tuple else (edge, 0)
-            v.creator, v.generation, v._output_index = creator, creator.generation + 1, index
-        stand_ins.append(v)
     node.forward = lambda *xs: data  # the result is already known
-    return node(*stand_ins)
+    return node(*[input_variable(func, k, None) for k in inputs])
 
 
 # =============================================================================

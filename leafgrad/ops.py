@@ -165,7 +165,7 @@ def tanh(x: Any) -> Any:
 
 
 def sigmoid(x: Any) -> Any:
-    """The logistic function, as ``0.5 * tanh(0.5 x) + 0.5`` (no overflow)."""
+    """The logistic function, as ``0.5 * tanh(0.5 x) + 0.5`` (no overflow): ``Sigmoid``'s forward on arrays."""
     if isinstance(x, core.Variable):
         return _F().sigmoid(x)
     y = get_array_module(x).tanh(x * 0.5)

@@ -320,10 +320,7 @@ class SiLU(Function):
     retain_inputs = (0,)
 
     def forward(self, x):
-        xp = get_array_module(x)
-        s = xp.tanh(x * 0.5)
-        s *= 0.5
-        s += 0.5
+        s = ops.sigmoid(x)
         s *= x
         return s
 

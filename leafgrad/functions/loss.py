@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from leafgrad import ops
-from leafgrad.checks import ARRAY, LABELS, OPTIONAL_INT, check_labels, check_range, checked, shape_of
+from leafgrad.checks import ARRAY, LABELS, OPTIONAL_INT, check_labels, check_range, checked, labels_in_range, shape_of
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
 from leafgrad.functions.activation import Softmax, softmax
@@ -113,7 +113,7 @@ class SoftmaxCrossEntropy(Function):
             t = xp.where(keep, t, 0)
             count = xp.maximum(keep.sum(), 1).astype(x.dtype)  # on the device: no wait for a GPU
         if xp is not np and not self.labels_checked:
-            valid = ((t >= 0) & (t < c)).all()
+            valid = labels_in_range(t, c)
             t = xp.clip(t, 0, c - 1)  # CuPy would wrap an out-of-range index around
         # log p[t] = x[t] - max - log(sum): finite for logits of any magnitude
         log_pt = x[xp.arange(n), t] - m[:, 0]

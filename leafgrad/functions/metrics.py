@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from leafgrad.checks import ARRAY, LABELS, check_labels, checked
+from leafgrad.checks import ARRAY, LABELS, check_labels, checked, labels_in_range
 from leafgrad.core import Variable, as_array
 from leafgrad.cuda import array_types, get_array_module
 
@@ -34,5 +34,5 @@ def accuracy(y: Any, t: Any) -> Variable:
     acc = (pred.reshape(t_data.shape) == t_data).mean()
     xp = get_array_module(y_data)
     if not checked:  # labels on the GPU: checked there, without waiting for it
-        acc = xp.where(((t_data >= 0) & (t_data < y_data.shape[1])).all(), acc, xp.nan)
+        acc = xp.where(labels_in_range(t_data, y_data.shape[1]), acc, xp.nan)
     return Variable(as_array(acc, xp) if xp is np else xp.asarray(acc))
