@@ -201,7 +201,7 @@ def test_bad_arguments():
 # What the training library builds on
 # ---------------------------------------------------------------------------------------------
 def test_optimizer_table():
-    assert list(OPTIMIZERS) == ["sgd", "momentum", "adagrad", "adadelta", "adam"]
+    assert list(OPTIMIZERS) == ["sgd", "momentum", "adagrad", "adadelta", "adam", "adamw"]
     adam = from_name("adam", 0.02)
     assert isinstance(adam, Adam) and adam.alpha == 0.02 and learning_rate(adam) == 0.02
     assert from_name("sgd", 0.5).lr == 0.5 and learning_rate(from_name("sgd", 0.5)) == 0.5

@@ -26,8 +26,8 @@ __all__ = ["MODELS", "DEFAULTS", "add_train_arguments", "add_predict_arguments",
 MODELS = ("mlp", "cnn")
 #: Default learning rate of each optimizer on small 2-D or tabular data (spiral, your own file), and on
 #: images (digits, mnist).  AdaDelta takes none: its 1.0 is only recorded.
-SMALL_DATA_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.1, "adadelta": 1.0, "adam": 0.01}
-IMAGE_LR = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 0.001}
+SMALL_DATA_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.1, "adadelta": 1.0, "adam": 0.01, "adamw": 0.01}
+IMAGE_LR = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "adadelta": 1.0, "adam": 0.001, "adamw": 0.001}
 #: What ``leafgrad train`` uses when an option is not given: per built-in data set, and for ``--data`` ("file").
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     "spiral": dict(model="mlp", hidden=[100, 100], epochs=100, batch_size=30, optimizer="adam", lr=SMALL_DATA_LR),
