@@ -309,7 +309,7 @@ def test_fit_iterations_names_the_iteration_that_diverged():
     from leafgrad.layers import EmbedID
     from leafgrad.text import CharText
     text = CharText("abcabcabd" * 10)
-    trainer = Trainer(EmbedID(4, 4), SGD(lr=1e30), batch_size=2)
+    trainer = Trainer(EmbedID(4, 4), SGD(lr=1e308), batch_size=2)
     with pytest.raises(DivergenceError, match="iteration") as info:
         with np.errstate(all="ignore"):
             trainer.fit_iterations(lambda rng: text.get_batch("train", 2, 4, rng), 50, 10,
