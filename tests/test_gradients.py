@@ -14,6 +14,7 @@ import leafgrad.functions as F
 from leafgrad import Variable
 from leafgrad.checkpoint import checkpoint
 from leafgrad.functions import conv
+from leafgrad.functions.activation import GELUGrad
 from leafgrad.functions.normalization import Standardize
 from leafgrad.functions.shape import GetItemGrad
 
@@ -194,6 +195,8 @@ CASES = [
     C("average_pooling2d_grad", lambda gy: conv.AveragePooling2DGrad(_AVERAGE_POOLING)(gy), [rnd("gy", 1, 2, 3, 3)]),
     C("conv2d_grad_w", lambda x, gy: conv.Conv2DGradW(_CONVOLUTION)(x, gy),
       [rnd("x", 1, 2, 3, 3), rnd("gy", 1, 2, 3, 3)]),
+    C("gelu_grad", lambda x: GELUGrad("none")(x), [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("gelu_tanh_grad", lambda x: GELUGrad("tanh")(x), [rnd("x", 3, 4)], orders=ELEMENTWISE),
     C("get_item_grad", lambda gy: GetItemGrad(([0, 0, 2], slice(1, None)), (3, 4))(gy), [rnd("gy", 3, 3)]),
     # ---- gradient checkpointing (its recorded walk is refused: first order only) -----------
     C("checkpoint", lambda x, W: checkpoint(_segment, x, W), [rnd("x", 3, 4), rnd("W", 4, 4)],
