@@ -157,45 +157,136 @@ def log_softmax(x: Any, axis: Any = 1) -> Variable:
 # Beyond DeZero: gelu / elu / softplus / silu
 # =============================================================================
 _SQRT_2PI_INV = 1.0 / math.sqrt(2.0 * math.pi)
+_LOG_SQRT_2PI_INV = math.log(_SQRT_2PI_INV)
 _SQRT_2_INV = 1.0 / math.sqrt(2.0)
 _GELU_K = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
+# Numerical Recipes' Chebyshev fit of erfc: for z >= 0, with t = 1 / (1 + z / 2),
+# erfc(z) = t exp(-z^2 + P(t)) within a relative error of 1.2e-7.  The coefficients of P,
+# highest power first; its constant term also carries the 1/2 of Phi(-|x|) = erfc(|x| / sqrt 2) / 2.
+_ERFC_P = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
+           0.09678418, 0.37409196, 1.00002368)
+_ERFC_P0 = -1.26551223 + math.log(0.5)
 
 
-def _erfc_nonneg(z, xp):
-    """``erfc(z)`` for ``z >= 0`` (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7)."""
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = 0.17087277
-    for c in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
-              0.09678418, 0.37409196, 1.00002368, -1.26551223):
-        poly = c + t * poly
-    return t * xp.exp(poly - z * z)
+def _at_least_1d(f):
+    """``f`` on arrays with at least one axis (the in-place steps below need an array, not a NumPy scalar)."""
+    def run(x):
+        if x.ndim == 0:
+            return f(x.reshape(1)).reshape(())
+        return f(x)
+    return run
 
 
-def _normal_cdf(x):
-    """The standard normal CDF ``Phi(x) = erfc(-x / sqrt(2)) / 2``, in ``x``'s dtype."""
+def _lower_tail(a, xp):
+    """``Phi(-a)`` for ``a = |x|``, and ``a^2 / 2`` (reused by the density); a few passes, all in place."""
+    t = a * (0.5 * _SQRT_2_INV)   # z / 2 with z = a / sqrt(2)
+    t += 1.0
+    xp.divide(1.0, t, out=t)
+    p = t * _ERFC_P[0]
+    for c in _ERFC_P[1:]:
+        p += c
+        p *= t
+    p += _ERFC_P0
+    half_sq = a * a
+    half_sq *= 0.5                # z^2
+    p -= half_sq
+    xp.exp(p, out=p)
+    p *= t
+    return p, half_sq
+
+
+@_at_least_1d
+def _gelu_exact(x):
+    """``x Phi(x)`` as ``max(x, 0) - |x| Phi(-|x|)`` (no cancellation in either tail)."""
     xp = get_array_module(x)
-    z = xp.abs(x) * _SQRT_2_INV
-    half_tail = 0.5 * _erfc_nonneg(z, xp)  # Phi(-|x|)
-    return xp.where(x >= 0, 1.0 - half_tail, half_tail).astype(x.dtype, copy=False)
+    a = xp.abs(x)
+    tail, _ = _lower_tail(a, xp)
+    a *= tail
+    y = xp.maximum(x, 0)
+    y -= a
+    return y
 
 
-class NormalCdf(Function):
-    """``Phi(x)``, the standard normal CDF; its derivative is the normal density."""
+@_at_least_1d
+def _gelu_exact_grad(x):
+    """``d/dx x Phi(x) = Phi(x) + x phi(x)``."""
+    xp = get_array_module(x)
+    a = xp.abs(x)
+    cdf, half_sq = _lower_tail(a, xp)             # Phi(-|x|)
+    cdf -= 0.5
+    cdf *= xp.sign(x)
+    xp.subtract(0.5, cdf, out=cdf)                # Phi(x) = 1/2 + sign(x) (1/2 - Phi(-|x|))
+    xp.subtract(_LOG_SQRT_2PI_INV, half_sq, out=half_sq)
+    xp.exp(half_sq, out=half_sq)                  # phi(x)
+    half_sq *= x
+    cdf += half_sq
+    return cdf
 
-    float_inputs = (0,)
-    retain_inputs = (0,)
 
-    def forward(self, x):
-        return _normal_cdf(x)
+@_at_least_1d
+def _gelu_tanh(x):
+    """``x (1 + tanh(k (x + c x^3))) / 2``."""
+    xp = get_array_module(x)
+    inner = x * x
+    inner *= _GELU_C * _GELU_K
+    inner += _GELU_K
+    inner *= x
+    y = xp.tanh(inner, out=inner)
+    y += 1.0
+    y *= x
+    y *= 0.5
+    return y
 
-    def backward(self, gy):
-        x, = self.get_retained_inputs()
-        return gy * ops.exp(x * x * -0.5) * _SQRT_2PI_INV
+
+@_at_least_1d
+def _gelu_tanh_grad(x):
+    """``(1 + t) / 2 + x (1 - t^2) u' / 2`` with ``t = tanh(u)``, ``u = k (x + c x^3)``."""
+    xp = get_array_module(x)
+    sq = x * x
+    slope = sq * (1.5 * _GELU_C * _GELU_K)       # u' / 2
+    slope += 0.5 * _GELU_K
+    sq *= _GELU_C * _GELU_K
+    sq += _GELU_K
+    sq *= x
+    t = xp.tanh(sq, out=sq)
+    slope *= x
+    one_minus = t * t
+    xp.subtract(1.0, one_minus, out=one_minus)
+    slope *= one_minus
+    t *= 0.5
+    t += 0.5
+    t += slope
+    return t
 
 
 class GELU(Function):
-    """``x * Phi(x)`` (exact) or its tanh approximation; backward reads the input."""
+    """``x * Phi(x)`` (exact) or its tanh approximation; backward keeps only the input.
+
+    Forward and the derivative are written as a few in-place passes over memory
+    (NumPy pays one pass per ufunc).  The derivative is the forward of ``GELUGrad``,
+    whose own backward gives the second and higher orders.
+    """
+
+    float_inputs = (0,)
+    retain_inputs = (0,)
+    fresh_gradients = True
+
+    def __init__(self, approximate: str) -> None:
+        self.approximate = approximate
+
+    def forward(self, x):
+        if self.approximate == "tanh":
+            return _gelu_tanh(x)
+        return _gelu_exact(x)
+
+    def backward(self, gy):
+        x, = self.get_retained_inputs()
+        return ops.mul(ops.call(GELUGrad(self.approximate), x), gy, overwrite_a=True)
+
+
+class GELUGrad(Function):
+    """The derivative of GELU, ``gelu'(x)``; its own backward is ``gelu''(x)``."""
 
     float_inputs = (0,)
     retain_inputs = (0,)
@@ -204,28 +295,19 @@ class GELU(Function):
         self.approximate = approximate
 
     def forward(self, x):
-        xp = get_array_module(x)
         if self.approximate == "tanh":
-            inner = x * x
-            inner *= _GELU_C
-            inner += 1.0
-            inner *= x
-            inner *= _GELU_K
-            y = xp.tanh(inner)
-            y += 1.0
-            y *= x
-            y *= 0.5
-            return y
-        return x * _normal_cdf(x)
+            return _gelu_tanh_grad(x)
+        return _gelu_exact_grad(x)
 
     def backward(self, gy):
         x, = self.get_retained_inputs()
         if self.approximate == "tanh":
             t = ops.tanh((x + x * x * x * _GELU_C) * _GELU_K)
-            inner_grad = (1 + x * x * (3 * _GELU_C)) * _GELU_K
-            return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner_grad)
-        density = ops.exp(x * x * -0.5) * _SQRT_2PI_INV
-        return gy * (ops.call(NormalCdf(), x) + x * density)
+            du = (1 + x * x * (3 * _GELU_C)) * _GELU_K   # u'
+            ddu = x * (6 * _GELU_C * _GELU_K)            # u''
+            return gy * ((1 - t * t) * (du + 0.5 * x * (ddu - 2 * t * du * du)))
+        # (Phi + x phi)' = 2 phi - x^2 phi
+        return gy * (ops.exp(x * x * -0.5) * _SQRT_2PI_INV * (2 - x * x))
 
 
 @checked(x=ARRAY, approximate=choice("none", "tanh"))

@@ -24,6 +24,8 @@ __all__ = ["linear", "linear_simple", "dropout", "embed_id",
 class Linear(Function):
     """Fused ``x @ W + b`` (``b`` optional).
 
+    An input with more than two axes ``(..., in)`` is multiplied as one ``(rows, in)``
+    matrix, forward and backward (one BLAS call; ``ndarray.dot`` on 3-D has none).
     Backward keeps ``x`` and ``W`` (not ``b``, not the output) and computes
     ``gW = x.T @ gy``, ``gx = gy @ W.T`` and ``gb = gy.sum(0)`` only for the
     inputs that need a gradient: a constant input batch costs no ``gx``.
@@ -34,7 +36,10 @@ class Linear(Function):
     retain_inputs = (0, 1)
 
     def forward(self, x, W, b=None):
-        y = x.dot(W)
+        if x.ndim > 2:  # (..., in) as one (rows, in) product: ndarray.dot has no BLAS path past 2-D
+            y = x.reshape(-1, x.shape[-1]).dot(W).reshape(x.shape[:-1] + (W.shape[1],))
+        else:
+            y = x.dot(W)
         if b is not None:
             self.b_shape = b.shape
             y += b
@@ -43,14 +48,18 @@ class Linear(Function):
     def backward(self, gy):
         x, W = self.get_retained_inputs()
         need = self.needs_input_grad
-        gx = ops.matmul(gy, ops.transpose(W)) if need[0] else None
-        gW = None
-        if need[1]:
-            if x.ndim != 2:  # a stack of rows: (..., in) -> (rows, in)
-                x, gy2 = ops.reshape(x, (-1, x.shape[-1])), ops.reshape(gy, (-1, gy.shape[-1]))
-            else:
-                gy2 = gy
-            gW = ops.matmul(ops.transpose(x), gy2)
+        gx = gW = None
+        if gy.ndim > 2:  # a stack of rows: (..., out) -> (rows, out), one 2-D product each
+            gy2 = ops.reshape(gy, (-1, gy.shape[-1]))
+            if need[0]:
+                gx = ops.reshape(ops.matmul(gy2, ops.transpose(W)), x.shape)
+            if need[1]:
+                gW = ops.matmul(ops.transpose(ops.reshape(x, (-1, x.shape[-1]))), gy2)
+        else:
+            if need[0]:
+                gx = ops.matmul(gy, ops.transpose(W))
+            if need[1]:
+                gW = ops.matmul(ops.transpose(x), gy)
         if len(need) == 2:
             return gx, gW
         return gx, gW, (ops.sum_to(gy, self.b_shape) if need[2] else None)

@@ -1,0 +1,169 @@
+"""Attention: ``scaled_dot_product_attention``.
+
+``softmax(q k^T / sqrt(D) + mask) v`` over the last two axes, as one function.
+Backward keeps the inputs ``q``, ``k``, ``v`` and the attention probabilities
+``p`` (one ``(..., Tq, Tk)`` array); the scores ``q k^T`` are never kept.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from leafgrad import ops
+from leafgrad.checks import ARRAY, BOOL, OPTIONAL_ARRAY, checked, shape_of
+from leafgrad.config import _enable_backprop
+from leafgrad.core import Function, Variable
+from leafgrad.cuda import array_types, get_array_module
+
+__all__ = ["scaled_dot_product_attention"]
+
+
+def _swap(ndim: int) -> tuple:
+    return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+
+
+def _probabilities(q, k, mask, scale: float, causal: bool):
+    """``softmax(q k^T * scale + mask)`` over the last axis, computed in place in one ``(..., Tq, Tk)`` array."""
+    xp = get_array_module(q)
+    s = xp.matmul(q * scale, k.swapaxes(-1, -2))
+    if causal:  # query i sees keys 0 .. Tk - Tq + i (the last Tq positions of a longer context)
+        tq, tk = s.shape[-2], s.shape[-1]
+        future = xp.triu(xp.ones((tq, tk), dtype=bool), k=tk - tq + 1)
+        xp.copyto(s, -xp.inf, where=future)
+    if mask is not None:
+        if mask.dtype == bool:
+            xp.copyto(s, -xp.inf, where=~mask)
+        else:
+            s += mask
+    s -= s.max(axis=-1, keepdims=True)
+    xp.exp(s, out=s)
+    s /= s.sum(axis=-1, keepdims=True)
+    return s
+
+
+def _probabilities_backward(p, gp, q, k, scale: float, need_q: bool, need_k: bool):
+    """Gradients of ``q`` and ``k`` from the probabilities' gradient ``gp`` (arrays or Variables)."""
+    gs = p * gp
+    gs = gs - p * ops.sum(gs, -1, keepdims=True)  # softmax backward: p (gp - sum(gp p))
+    gs = gs * scale
+    gq = ops.sum_to(ops.matmul(gs, k), q.shape) if need_q else None
+    gk = ops.sum_to(ops.matmul(ops.transpose(gs, _swap(gs.ndim)), q), k.shape) if need_k else None
+    return gq, gk
+
+
+class AttentionProbabilities(Function):
+    """``softmax(q k^T * scale + mask)``; inputs ``q, k`` (and the constant ``mask``), keeps ``q``, ``k`` and ``p``.
+
+    The gradient function of ``ScaledDotProductAttention`` on the recorded walk
+    (and its own backward gives the next order).
+    """
+
+    retain_inputs = (0, 1)
+    retain_outputs = (0,)
+    float_inputs = (0, 1)
+
+    def __init__(self, scale: float, causal: bool) -> None:
+        self.scale = scale
+        self.causal = causal
+
+    def forward(self, q, k, mask=None):
+        return _probabilities(q, k, mask, self.scale, self.causal)
+
+    def backward(self, gp):
+        q, k = self.get_retained_inputs()
+        p, = self.get_retained_outputs()
+        need = self.needs_input_grad
+        gq, gk = _probabilities_backward(p, gp, q, k, self.scale, need[0], len(need) > 1 and need[1])
+        return (gq, gk) if len(need) == 2 else (gq, gk, None)
+
+
+class ScaledDotProductAttention(Function):
+    """``p v`` with ``p = softmax(q k^T * scale + mask)``.
+
+    Keeps ``q``, ``k``, ``v`` and ``p`` (and a reference to the caller's mask);
+    not the scores.  On the recorded walk ``p`` is recomputed from ``q`` and
+    ``k`` as an ``AttentionProbabilities`` node, so the gradient is differentiable.
+    """
+
+    retain_inputs = (0, 1, 2)
+    float_inputs = (0, 1, 2)
+    fresh_gradients = True
+
+    def __init__(self, scale: float, causal: bool) -> None:
+        self.scale = scale
+        self.causal = causal
+
+    def forward(self, q, k, v, mask=None):
+        p = _probabilities(q, k, mask, self.scale, self.causal)
+        if _enable_backprop.get():
+            self.save_for_backward(p, mask)
+        return get_array_module(p).matmul(p, v)
+
+    def backward(self, gy):
+        q, k, v = self.get_retained_inputs()
+        p, mask = self.saved
+        if ops.is_variable(q, k, v):  # recorded: p as a node of the graph on q and k
+            probs = AttentionProbabilities(self.scale, self.causal)
+            p = probs(q, k) if mask is None else probs(q, k, mask)
+        need = self.needs_input_grad
+        gv = ops.sum_to(ops.matmul(ops.transpose(p, _swap(p.ndim)), gy), v.shape) if need[2] else None
+        gq = gk = None
+        if need[0] or need[1]:
+            gp = ops.matmul(gy, ops.transpose(v, _swap(v.ndim)))
+            gq, gk = _probabilities_backward(p, gp, q, k, self.scale, need[0], need[1])
+        return (gq, gk, gv) if len(need) == 3 else (gq, gk, gv, None)
+
+
+def _data(x: Any) -> Any:
+    if isinstance(x, Variable):
+        return x.data
+    return x if isinstance(x, array_types) else np.asarray(x)
+
+
+@checked(q=ARRAY, k=ARRAY, v=ARRAY, mask=OPTIONAL_ARRAY, causal=BOOL)
+def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False) -> Variable:
+    """``softmax(q k^T / sqrt(D) + mask) v`` over the last two axes, as ``torch.nn.functional.scaled_dot_product_attention``.
+
+    ``q`` is ``(..., Tq, D)``, ``k`` ``(..., Tk, D)``, ``v`` ``(..., Tk, Dv)`` (e.g. ``(B, H, T, D)``; the
+    leading axes broadcast); the result is ``(..., Tq, Dv)``.  ``mask``, broadcastable to
+    ``(..., Tq, Tk)``, is boolean (True: may attend) or additive (floats, ``-inf`` to block); it gets
+    no gradient.  ``causal=True`` lets query ``i`` attend keys ``0 .. Tk - Tq + i``: with ``Tq < Tk``
+    the queries are the last ``Tq`` positions (a key/value cache).  A query that may attend no key gets NaN.
+    Backward keeps ``q``, ``k``, ``v`` and the probabilities, not the scores.
+    """
+    name = "scaled_dot_product_attention"
+    qs, ks, vs = shape_of(q), shape_of(k), shape_of(v)
+    if len(qs) < 2 or len(ks) < 2 or len(vs) < 2:
+        raise ValueError(f"{name}: q, k and v need at least two axes (..., T, D), got shapes {qs}, {ks}, {vs}")
+    if qs[-1] != ks[-1]:
+        raise ValueError(f"{name}: q of shape {qs} and k of shape {ks} differ in their last axis (D)")
+    if ks[-2] != vs[-2]:
+        raise ValueError(f"{name}: k of shape {ks} and v of shape {vs} differ in their key axis (Tk)")
+    try:
+        lead = np.broadcast_shapes(qs[:-2], ks[:-2], vs[:-2])
+    except ValueError:
+        raise ValueError(f"{name}: the leading axes of q {qs}, k {ks} and v {vs} do not broadcast") from None
+    if tuple(lead) != tuple(qs[:-2]):
+        raise ValueError(f"{name}: the leading axes of k {ks} and v {vs} must broadcast to those of q {qs}")
+    tq, tk = qs[-2], ks[-2]
+    causal = bool(causal)
+    if causal and tq > tk:
+        raise ValueError(f"{name}: causal attention needs no more queries than keys, got Tq={tq} > Tk={tk}")
+    scale = 1.0 / math.sqrt(qs[-1]) if qs[-1] else 1.0
+    node = ScaledDotProductAttention(scale, causal)
+    if mask is None:
+        return node(q, k, v)
+    m = _data(mask)
+    if m.dtype != bool and m.dtype.kind != "f":
+        raise TypeError(f"{name}: mask must be boolean (True: attend) or floating (added to the scores), "
+                        f"got dtype {m.dtype}")
+    try:
+        ok = tuple(np.broadcast_shapes(m.shape, tuple(lead) + (tq, tk))) == tuple(lead) + (tq, tk)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: mask of shape {m.shape} does not broadcast to the scores' shape "
+                         f"{tuple(lead) + (tq, tk)}")
+    return node(q, k, v, m)
