@@ -129,3 +129,11 @@ def test_generate_needs_a_text_run(tmp_path, capsys, no_pictures):
     assert_one_sentence_error(code, err, "not a text run")
     code, _, err = run(capsys, "generate", tmp_path / "nothing")
     assert_one_sentence_error(code, err, "RUN_DIR")
+
+
+def test_divergence_of_a_text_run(tmp_path, capsys, poem, no_pictures):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--data", poem, "--iters", "20", "--eval-interval", "5", *TINY,
+                       "--lr", "1e30", "--out", out)
+    assert_one_sentence_error(code, err, "diverged", "iteration", "--lr", status=1)
+    assert [int(r["iteration"]) for r in metrics(out)] == [0]  # the checkpoint kept is the last finite one
