@@ -16,6 +16,7 @@ from leafgrad.checkpoint import checkpoint
 from leafgrad.functions import conv
 from leafgrad.functions.activation import GELUGrad
 from leafgrad.functions.attention import AttentionProbabilities
+from leafgrad.functions.nn import EmbedIDGrad
 from leafgrad.functions.normalization import Standardize
 from leafgrad.functions.shape import GetItemGrad
 
@@ -217,6 +218,7 @@ CASES = [
       [rnd("x", 1, 2, 3, 3), rnd("gy", 1, 2, 3, 3)]),
     C("gelu_grad", lambda x: GELUGrad("none")(x), [rnd("x", 3, 4)], orders=ELEMENTWISE),
     C("gelu_tanh_grad", lambda x: GELUGrad("tanh")(x), [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("embed_id_grad", lambda gy: EmbedIDGrad((4, 3))(gy, IDS), [rnd("gy", 2, 3, 3)]),
     C("get_item_grad", lambda gy: GetItemGrad(([0, 0, 2], slice(1, None)), (3, 4))(gy), [rnd("gy", 3, 3)]),
     # ---- gradient checkpointing (its recorded walk is refused: first order only) -----------
     C("checkpoint", lambda x, W: checkpoint(_segment, x, W), [rnd("x", 3, 4), rnd("W", 4, 4)],

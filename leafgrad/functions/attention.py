@@ -44,12 +44,18 @@ def _probabilities(q, k, mask, scale: float, causal: bool):
 
 
 def _probabilities_backward(p, gp, q, k, scale: float, need_q: bool, need_k: bool):
-    """Gradients of ``q`` and ``k`` from the probabilities' gradient ``gp`` (arrays or Variables)."""
-    gs = p * gp
-    gs = gs - p * ops.sum(gs, -1, keepdims=True)  # softmax backward: p (gp - sum(gp p))
-    gs = gs * scale
-    gq = ops.sum_to(ops.matmul(gs, k), q.shape) if need_q else None
-    gk = ops.sum_to(ops.matmul(ops.transpose(gs, _swap(gs.ndim)), q), k.shape) if need_k else None
+    """Gradients of ``q`` and ``k`` from the probabilities' gradient ``gp`` (arrays or Variables).
+
+    Softmax backward ``gs = p (gp - sum(p gp))``, then ``gq = gs k scale``, ``gk = gs^T q scale``.
+    On arrays the fresh products are scaled in place.
+    """
+    gs = ops.mul(gp - ops.sum(p * gp, -1, keepdims=True), p, overwrite_a=True)
+    gq = gk = None
+    if need_q:
+        gq = ops.sum_to(ops.mul(ops.matmul(gs, k), scale, overwrite_a=True), q.shape)
+    if need_k:
+        gk = ops.mul(ops.matmul(ops.transpose(gs, _swap(gs.ndim)), q), scale, overwrite_a=True)
+        gk = ops.sum_to(gk, k.shape)
     return gq, gk
 
 

@@ -7,11 +7,10 @@ import numpy as np
 
 from leafgrad import ops
 from leafgrad.checks import ARRAY, LABELS, NUMBER, OPTIONAL_ARRAY, check_labels, checked, shape_of
-from leafgrad.config import _train
+from leafgrad.config import _enable_backprop, _train
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
 from leafgrad.functions.linalg import matmul
-from leafgrad.functions.shape import get_item
 
 __all__ = ["linear", "linear_simple", "dropout", "embed_id",
            # DeZero's Function classes, with its constructor arguments
@@ -158,6 +157,67 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
 # =============================================================================
 # embed_id
 # =============================================================================
+def _scatter_rows(gy, ids, shape):
+    """Zeros of ``shape`` ``(V, ...)`` with the rows of ``gy`` added at ``ids`` (repeats add up, in order)."""
+    xp = get_array_module(gy)
+    gw = xp.zeros(shape, dtype=gy.dtype)
+    flat = ids.reshape(-1)
+    if flat.size == 0:
+        return gw
+    rows = gy.reshape((flat.size,) + tuple(shape[1:]))
+    if xp is not np:  # pragma: no cover - CuPy
+        import cupyx  # type: ignore[import-not-found]
+        cupyx.scatter_add(gw, flat, rows)
+        return gw
+    # sort the ids (stable: each id's rows keep their order) and add each run at once;
+    # several times faster than np.add.at
+    order = np.argsort(flat, kind="stable")
+    sorted_ids = flat[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+    gw[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return gw
+
+
+class EmbedID(Function):
+    """``W[ids]`` (rows of ``W``); backward keeps only the ids, not ``W``.
+
+    Its gradient is ``EmbedIDGrad``, a scatter-add of the rows, whose own
+    backward is this gather again.
+    """
+
+    retain_inputs = ()
+    fresh_gradients = True
+
+    def forward(self, W, ids):
+        self.w_shape = W.shape
+        if _enable_backprop.get():
+            self.save_for_backward(ids)
+        return W[ids]
+
+    def backward(self, gy):
+        ids, = self.saved
+        return ops.call(EmbedIDGrad(self.w_shape), gy, ids), None
+
+
+class EmbedIDGrad(Function):
+    """``gy``'s rows added into zeros of ``W``'s shape at ``ids``; backward: the rows of ``gW`` at ``ids``."""
+
+    retain_inputs = ()
+    fresh_gradients = True
+
+    def __init__(self, w_shape: tuple) -> None:
+        self.w_shape = w_shape
+
+    def forward(self, gy, ids):
+        if _enable_backprop.get():
+            self.save_for_backward(ids)
+        return _scatter_rows(gy, ids, self.w_shape)
+
+    def backward(self, ggw):
+        ids, = self.saved
+        return ops.call(EmbedID(), ggw, ids), None
+
+
 @checked(x=LABELS, W=ARRAY)
 def embed_id(x: Any, W: Any) -> Variable:
     """Rows of the embedding matrix ``W`` picked by the integer ids ``x`` (``W[x]``).
@@ -171,4 +231,4 @@ def embed_id(x: Any, W: Any) -> Variable:
     if len(w_shape) < 1:
         raise ValueError(f"embed_id: W must have at least one axis, got shape {w_shape}")
     check_labels("embed_id", ids, w_shape[0], what="id")
-    return get_item(W, ids)
+    return EmbedID()(W, ids)
