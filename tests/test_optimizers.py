@@ -222,7 +222,7 @@ def test_no_allocation_per_step():
             self.W = Parameter(np.zeros((256, 256), np.float32))
             self.b = Parameter(np.zeros(256, np.float32))
 
-    for make in (O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam):
+    for make in (O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam, O.AdamW):
         layer = Big()
         opt = make().setup(layer)
         opt.add_hook(O.WeightDecay(1e-4))
@@ -385,7 +385,7 @@ def test_user_defined_optimizer_in_book_style():
     np.testing.assert_allclose(layer.W.data, w - 0.1)
 
 
-@pytest.mark.parametrize("make", [O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam])
+@pytest.mark.parametrize("make", [O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam, O.AdamW])
 def test_state_dict_round_trip_continues_exactly(make):
     a, b = Two(), Two()
     opt_a = make().setup(a)
