@@ -31,7 +31,7 @@ def test_text_file_trains_and_generates(tmp_path, capsys, poem, no_pictures):
     code, text, err = run(capsys, "train", "--data", poem, "--iters", "6", "--eval-interval", "3", *TINY,
                           "--out", out)
     assert code == 0, err
-    assert "poem.txt" in text and "gpt 1 layers" in text and "val loss" in text
+    assert "poem.txt" in text and "gpt 1 layer," in text and "val loss" in text
     rows = metrics(out)
     assert list(rows[0]) == ["iteration", "train_loss", "val_loss", "lr", "seconds"]
     assert [int(r["iteration"]) for r in rows] == [0, 3, 6]
@@ -137,3 +137,17 @@ def test_divergence_of_a_text_run(tmp_path, capsys, poem, no_pictures):
                        "--lr", "1e30", "--out", out)
     assert_one_sentence_error(code, err, "diverged", "iteration", "--lr", status=1)
     assert [int(r["iteration"]) for r in metrics(out)] == [0]  # the checkpoint kept is the last finite one
+
+
+def test_shakespeare_run_resumes_with_more_iterations(tmp_path, capsys, no_pictures):
+    out = tmp_path / "run"
+    code, text, err = run(capsys, "train", "--dataset", "shakespeare", "--iters", "2", "--eval-interval", "1",
+                          *TINY, "--out", out)
+    assert code == 0, err
+    assert "tiny shakespeare: 1,003,854 train / 111,540 val characters, 65 distinct" in text
+    assert "--prompt ROMEO:" in text and "memory of one training step" in text
+    code, text, err = run(capsys, "train", "--resume", out, "--iters", "3", "--quiet")
+    assert code == 0, err
+    assert [int(r["iteration"]) for r in metrics(out)] == [0, 1, 2, 3]
+    code, text, err = run(capsys, "generate", out, "--prompt", "ROMEO:", "--length", "5", "--quiet")
+    assert code == 0 and text.startswith("ROMEO:") and err == ""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import time
 from typing import Any, Dict, Optional, Tuple
@@ -72,7 +73,9 @@ def build_gpt(config: Dict[str, Any], vocab_size: int) -> Any:
 def describe_gpt(config: Dict[str, Any]) -> str:
     """``'gpt 4 layers, 4 heads, 128 wide, context 64'``."""
     drop = f", dropout {config['dropout']:g}" if config["dropout"] else ""
-    return (f"gpt {config['layers']} layers, {config['heads']} heads, {config['embd']} wide, "
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}" + ("" if k == 1 else "s")
+    return (f"gpt {n(config['layers'], 'layer')}, {n(config['heads'], 'head')}, {config['embd']} wide, "
             f"context {config['block_size']}{drop}")
 
 
@@ -205,11 +208,26 @@ def train_text(args: argparse.Namespace, config: Dict[str, Any], previous: Optio
           + ("" if previous is None else f" ({session:.1f} s this session)"))
     print(f"  train loss {last.train_loss:.4f}, val loss {last.val_loss:.4f} "
           f"(mean over {config['eval_iters']} fixed batches of {B}x{T} characters each)")
+    print(f"  model: {describe_gpt(config)}, {_count(trainer.model):,} parameters")
+    _print_step_memory(trainer, *text.get_batch("train", B, T, np.random.RandomState(0)))
     written = [WEIGHTS, METRICS, CHECKPOINT, RUN_FILE] + (["curves.png"] if drawn else [])
     print(f"  wrote {out}{os.sep}: {' '.join(written)}")
-    print(f"  sample with: leafgrad generate {out} --prompt 'ROMEO:' --length 300")
-    print(f"  continue training with: leafgrad train --resume {out} --iters {config['iters'] * 2}")
+    print(f"  sample with: leafgrad generate {shlex.quote(out)} --prompt {shlex.quote(_example_prompt(config, text))} "
+          "--length 300")
+    print(f"  continue training with: leafgrad train --resume {shlex.quote(out)} --iters {config['iters'] * 2}")
     return 0
+
+
+def _print_step_memory(trainer: Trainer, x: np.ndarray, t: np.ndarray) -> None:
+    """Measure one training step (updating nothing) with leafgrad.memory and print it, as for the other runs."""
+    from leafgrad.memory import format_bytes
+    step, fwd, bwd = trainer.step_memory(x, t)
+    pool = ", in CuPy's memory pool on the GPU" if step.device == "gpu" else ""
+    print(f"  memory of one training step (batch of {x.shape[0]}x{x.shape[1]}{pool}), measured with leafgrad.memory:")
+    print(f"    forward:  peak {format_bytes(fwd.peak)}; the graph keeps {format_bytes(fwd.current)} for backward")
+    print(f"    backward: peak {format_bytes(bwd.peak)} more; then only the gradients stay "
+          f"({format_bytes(step.current)})")
+    print(f"    whole step: peak {format_bytes(step.peak)}")
 
 
 def _resumed_text(config: Dict[str, Any], previous: dict, folder: str) -> Tuple[CharText, Optional[str]]:
@@ -232,6 +250,14 @@ def _resumed_text(config: Dict[str, Any], previous: dict, folder: str) -> Tuple[
 
 def _default_out(name: str) -> str:
     return default_out(name, "gpt")
+
+
+def _example_prompt(config: Dict[str, Any], text: CharText) -> str:
+    """A prompt to suggest: ``ROMEO:`` for Shakespeare, else the text's first word."""
+    if config.get("dataset") == "shakespeare":
+        return "ROMEO:"
+    words = text.decode(text.train_ids[:200]).split()
+    return words[0][:20] if words else text.vocab[0]
 
 
 def _count(model: Any) -> int:
