@@ -389,6 +389,8 @@ class Trainer:
         finite; after that or an interruption inside an epoch, the model holds
         that epoch's partial updates (:meth:`load` the last checkpoint to go on).
         """
+        if self.history and not isinstance(self.history[-1], EpochMetrics):
+            raise ValueError("Trainer.fit: this trainer was trained by iterations (fit_iterations)")
         x_val, t_val = validation_data if validation_data is not None else (None, None)
         if self.task == "classification":
             self._check_labels(x, t)  # once, on the host: a step on the GPU reads nothing back
