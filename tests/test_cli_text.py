@@ -151,3 +151,5 @@ def test_shakespeare_run_resumes_with_more_iterations(tmp_path, capsys, no_pictu
     assert [int(r["iteration"]) for r in metrics(out)] == [0, 1, 2, 3]
     code, text, err = run(capsys, "generate", out, "--prompt", "ROMEO:", "--length", "5", "--quiet")
     assert code == 0 and text.startswith("ROMEO:") and err == ""
+    code, _, err = run(capsys, "predict", out, "--data", tmp_path / "x.csv")
+    assert_one_sentence_error(code, err, "text run", "leafgrad generate")
