@@ -29,7 +29,15 @@ What a run does, in this order, so that the same seed gives the same numbers:
   weighted by examples, so N ranks train like one process.  The loss is summed
   over the ranks at each step, so that every rank stops at the same step.
 
+Counted in iterations instead of epochs, :meth:`Trainer.fit_iterations` draws
+each batch with ``sample(trainer.rng)`` (random windows of a text, as nanoGPT
+trains) and evaluates on fixed batches every ``eval_interval`` iterations;
+``history`` then lists :class:`IterationMetrics`.  ``schedule=`` (a
+:mod:`leafgrad.schedules` schedule) sets the learning rate before every step,
+by the iteration count ``trainer.iteration``, in either way of training.
+
 ``task="classification"`` trains with softmax cross-entropy on class indices
+(logits ``(B, T, V)`` of a sequence model with labels ``(B, T)`` too)
 and reports accuracy; ``task="regression"`` trains with mean squared error on
 ``(N, k)`` targets and reports no accuracy (NaN).
 
@@ -41,7 +49,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -53,7 +61,7 @@ from leafgrad.distributed import Communicator, DistributedOptimizer, ShardSample
 from leafgrad.optimizers import learning_rate
 from leafgrad.serialization import SerializationError, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "Callback", "EpochMetrics", "DivergenceError", "predict", "TASKS"]
+__all__ = ["Trainer", "Callback", "EpochMetrics", "IterationMetrics", "DivergenceError", "predict", "TASKS"]
 
 #: What a :class:`Trainer` can learn: class indices (softmax cross-entropy) or numbers (mean squared error).
 TASKS = ("classification", "regression")
@@ -70,6 +78,20 @@ class EpochMetrics(NamedTuple):
     seconds: float      #: time since the run started, over all sessions
 
 
+class IterationMetrics(NamedTuple):
+    """One evaluation of a run counted in iterations (:meth:`Trainer.fit_iterations`)."""
+
+    iteration: int      #: iterations (steps) done
+    train_loss: float   #: mean loss on the fixed training batches
+    val_loss: float     #: mean loss on the fixed validation batches
+    lr: float           #: the learning rate of the last step (NaN before the first)
+    seconds: float      #: time since the run started, over all sessions
+
+
+#: The kinds of ``Trainer.history`` rows, by the name a checkpoint records.
+_METRICS_KINDS = {"epoch": EpochMetrics, "iteration": IterationMetrics}
+
+
 class DivergenceError(ArithmeticError):
     """Training stopped because the loss (or a weight) became NaN or infinite: the learning rate is too high.
 
@@ -79,12 +101,14 @@ class DivergenceError(ArithmeticError):
     was updated with the bad step.
     """
 
-    def __init__(self, epoch: int, batch: int, loss: Optional[float], lr: Optional[float]) -> None:
+    def __init__(self, epoch: int, batch: int, loss: Optional[float], lr: Optional[float],
+                 iteration: Optional[int] = None) -> None:
         self.epoch, self.batch, self.loss, self.lr = epoch, batch, loss, lr
+        self.iteration = iteration  #: in :meth:`Trainer.fit_iterations`: the iteration (from 1), else None
         what = "some weights became NaN or infinite" if loss is None else f"the loss became {loss}"
         rate = "" if lr is None else f" (it is {lr:g})"
-        super().__init__(f"training diverged: {what} at epoch {epoch}, batch {batch}; "
-                         f"try a lower learning rate{rate}")
+        where = f"epoch {epoch}, batch {batch}" if iteration is None else f"iteration {iteration}"
+        super().__init__(f"training diverged: {what} at {where}; try a lower learning rate{rate}")
 
 
 class Callback:
@@ -152,6 +176,10 @@ class Trainer:
     ``epoch`` counts them; :meth:`save` and :meth:`load` keep both, with the
     weights, the optimizer's state and the random generators.
 
+    ``schedule`` (a function of the iteration, such as
+    :class:`leafgrad.schedules.WarmupCosine`) sets the optimizer's learning rate
+    before each step; ``iteration`` counts the steps taken.
+
     ``device="gpu"`` trains on the GPU (CuPy; a ``RuntimeError`` says why when
     there is none).  Give the model, data and labels as on the CPU: the weights
     are drawn on the host (so a seed gives the same initial weights on both
@@ -169,7 +197,8 @@ class Trainer:
     """
 
     def __init__(self, model: Any, optimizer: Any, *, task: str = "classification", batch_size: int = 32,
-                 seed: int = 0, comm: Optional[Communicator] = None, device: str = "cpu") -> None:
+                 seed: int = 0, comm: Optional[Communicator] = None, device: str = "cpu",
+                 schedule: Optional[Callable[[int], float]] = None) -> None:
         if task not in TASKS:
             raise ValueError(f"Trainer: unknown task {task!r}; choose from {', '.join(TASKS)}")
         if device not in cuda.DEVICES:
@@ -189,7 +218,10 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.rng = np.random.RandomState(seed)
         self.comm = comm if comm is not None else Communicator(mpi_comm=False)
-        self.history: List[EpochMetrics] = []
+        self.history: List[Any] = []  # EpochMetrics, or IterationMetrics after fit_iterations
+        self.schedule = schedule
+        self.iteration = 0  # steps taken, over all sessions: the schedule's clock
+        self._by_iterations = False
         self._updater: Optional[DistributedOptimizer] = None  # made by initialize(): weights must exist
 
     @property
@@ -245,11 +277,13 @@ class Trainer:
     def loss_and_accuracy(self, x: np.ndarray, t: np.ndarray) -> Tuple[Any, float]:
         """Forward: the loss Variable of a batch and its accuracy (NaN in regression)."""
         y = self.model(x)
-        return self._loss(y, t), float(self._correct(y, t)) / len(t)
+        return self._loss(y, t), float(self._correct(y, t)) / max(t.size, 1)
 
     def _loss(self, y: Any, t: np.ndarray) -> Any:
         if self.task == "regression":
             return F.mean_squared_error(y, t.reshape(len(t), -1))
+        if y.ndim == 3:  # a sequence model: (B, T, V) logits, (B, T) labels
+            return F.softmax_cross_entropy(y.reshape(-1, y.shape[-1]), t.reshape(-1))
         return F.softmax_cross_entropy(y, t)
 
     def _correct(self, y: Any, t: Any) -> Any:
@@ -257,7 +291,7 @@ class Trainer:
         if self.task == "regression":
             return float("nan")
         xp = cuda.get_array_module(y.data)
-        return xp.sum(xp.argmax(y.data, axis=1) == t)
+        return xp.sum(xp.argmax(y.data, axis=-1) == t)
 
     def _step(self, x: np.ndarray, t: np.ndarray, batch: int) -> np.ndarray:
         """Train on one batch (this rank's share); returns [loss sum, accuracy sum, examples] over all ranks."""
@@ -271,18 +305,27 @@ class Trainer:
         if self.comm.size > 1:
             stats = self.comm.allreduce_sum(stats)  # so that every rank sees a bad loss on any rank
         self._check_loss(stats, batch)
+        self._schedule_step()
         if loss is None:
             self._updater.update(weight=0)  # take part in the averaging, contributing nothing
         else:
             self._updater.backward(loss, weight=n)  # each bucket's averaging starts during backward
             self._updater.update()
+        self.iteration += 1
         return stats
+
+    def _schedule_step(self) -> None:
+        """Set the learning rate of step ``iteration`` (counted from 0) from the schedule, if there is one."""
+        if self.schedule is not None:
+            from leafgrad.schedules import set_lr
+            set_lr(self.optimizer, self.schedule(self.iteration))
 
     def _check_loss(self, stats: np.ndarray, batch: int) -> None:
         """Raise :class:`DivergenceError` if the batch's loss (``stats[0]``, summed over its examples) is not finite."""
         if not math.isfinite(stats[0]):
             raise DivergenceError(self.epoch + 1, batch, float(stats[0] / max(stats[2], 1)),
-                                  learning_rate(self.optimizer))
+                                  learning_rate(self.optimizer),
+                                  iteration=self.iteration + 1 if self._by_iterations else None)
 
     def _train_reading_once(self, x: Any, t: Any, batches: List[np.ndarray]) -> np.ndarray:
         """Train on each batch reading nothing back; then each batch's [loss sum, right, examples] over all ranks.
@@ -296,8 +339,10 @@ class Trainer:
         found = xp.zeros((len(batches), 2))  # per batch: mean loss, right answers
         for k, idx in enumerate(_moved_at_once(batches, xp)):
             self.model.cleargrads()
+            self._schedule_step()
             if len(idx) == 0:
                 self._updater.update(weight=0)  # take part in the averaging, contributing nothing
+                self.iteration += 1
                 continue
             y, tb = self.model(x[idx]), t[idx]
             loss = self._loss(y, tb)
@@ -305,6 +350,7 @@ class Trainer:
             found[k, 1] = self._correct(y, tb)
             self._updater.backward(loss, weight=len(idx))
             self._updater.update()
+            self.iteration += 1
         mean_loss, right = cuda.as_numpy(found).T
         n = np.array([len(b) for b in batches], dtype=np.float64)
         stats = np.stack([mean_loss * n, right, n], axis=1)
@@ -361,6 +407,67 @@ class Trainer:
                 c.on_epoch_end(self, metrics)
         return self.history
 
+    def fit_iterations(self, sample: Callable[[np.random.RandomState], Tuple[Any, Any]], iters: int,
+                       eval_interval: int, eval_batches: Tuple[Sequence[Tuple[Any, Any]], Sequence[Tuple[Any, Any]]],
+                       callbacks: Sequence[Callback] = ()) -> List[IterationMetrics]:
+        """Train until ``iters`` iterations are done in all, drawing each batch with ``sample(self.rng)``.
+
+        ``eval_batches`` is ``(train_batches, val_batches)``, two lists of fixed
+        ``(x, t)`` batches: the mean loss on each is measured before the first
+        step, every ``eval_interval`` iterations and after the last, appended
+        to ``history`` as :class:`IterationMetrics` and given to the callbacks'
+        ``on_epoch_end`` (``on_batch_end`` gets every step's loss, with the
+        iteration as its ``batch``).  A loaded trainer goes on from
+        ``iteration`` with the same batches as a run that never stopped.
+        Raises :class:`DivergenceError` (its ``iteration`` set) when the loss
+        stops being finite, before that step updates anything.
+        """
+        if eval_interval < 1:
+            raise ValueError(f"Trainer.fit_iterations: eval_interval must be >= 1, got {eval_interval!r}")
+        if self.history and not isinstance(self.history[-1], IterationMetrics):
+            raise ValueError("Trainer.fit_iterations: this trainer was trained by epochs (fit)")
+        self._by_iterations = True
+        train_batches, val_batches = eval_batches
+        elapsed_before = self.history[-1].seconds if self.history else 0.0
+        t0 = time.perf_counter()
+
+        def evaluate_now() -> None:
+            if not _all_finite(self.model.params()):
+                raise DivergenceError(0, self.iteration, None, learning_rate(self.optimizer),
+                                      iteration=self.iteration)
+            lr = learning_rate(self.optimizer) if self.iteration else float("nan")
+            metrics = IterationMetrics(self.iteration, self.mean_loss(train_batches), self.mean_loss(val_batches),
+                                       float("nan") if lr is None else lr,
+                                       elapsed_before + time.perf_counter() - t0)
+            self.history.append(metrics)
+            for c in callbacks:
+                c.on_epoch_end(self, metrics)
+
+        self.initialize(sample(np.random.RandomState(0))[0])  # (a generator of its own: the batch order stays)
+        try:
+            if not self.history:
+                evaluate_now()
+            while self.iteration < iters:
+                x, t = sample(self.rng)
+                stats = self._step(self._to_device(x), self._to_device(t), self.iteration + 1)
+                for c in callbacks:
+                    c.on_batch_end(self, self.iteration, stats[0] / max(stats[2], 1), stats[1] / max(stats[2], 1))
+                if self.iteration % eval_interval == 0 or self.iteration == iters:
+                    evaluate_now()
+        finally:
+            self._by_iterations = False
+        return self.history
+
+    def mean_loss(self, batches: Sequence[Tuple[Any, Any]]) -> float:
+        """The mean loss over ``batches`` (a list of ``(x, t)``), recording no graph, in test mode; NaN for none."""
+        if not batches:
+            return float("nan")
+        total = 0.0
+        with no_grad(), test_mode():
+            for x, t in batches:
+                total += float(self._loss(self.model(self._to_device(x)), self._to_device(t)).data)
+        return total / len(batches)
+
     def evaluate(self, x: Optional[np.ndarray], t: Optional[np.ndarray],
                  batch_size: int = 1000) -> Tuple[float, float]:
         """Mean (loss, accuracy) on ``x, t``, recording no graph, in test mode; (NaN, NaN) without data."""
@@ -408,7 +515,10 @@ class Trainer:
         ``extra`` adds values of your own (arrays or JSON-serializable); returns the path written.
         """
         _, keys, pos, has_gauss, cached = self.rng.get_state()
-        state = {"metrics": np.array(self.history, dtype=np.float64).reshape(-1, len(EpochMetrics._fields)),
+        kind = "iteration" if self.history and isinstance(self.history[0], IterationMetrics) else "epoch"
+        width = len(_METRICS_KINDS[kind]._fields)
+        state = {"metrics": np.array(self.history, dtype=np.float64).reshape(-1, width),
+                 "metrics_kind": kind, "iteration": int(self.iteration),
                  "batch_rng_keys": np.asarray(keys, dtype=np.uint32),
                  "batch_rng": {"pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
         return save_checkpoint(path, self.model, self.optimizer, epoch=self.epoch, extra={**(extra or {}), **state})
@@ -428,9 +538,12 @@ class Trainer:
             rng = extra.pop("batch_rng")
             self.rng.set_state(("MT19937", np.asarray(extra.pop("batch_rng_keys"), dtype=np.uint32),
                                 int(rng["pos"]), int(rng["has_gauss"]), float(rng["cached_gaussian"])))
-            rows = np.asarray(extra.pop("metrics"), dtype=np.float64).reshape(-1, len(EpochMetrics._fields))
+            kind = _METRICS_KINDS[extra.pop("metrics_kind", "epoch")]
+            rows = np.asarray(extra.pop("metrics"), dtype=np.float64).reshape(-1, len(kind._fields))
+            iteration = int(extra.pop("iteration", 0))
         except (KeyError, TypeError, ValueError) as err:
             raise SerializationError(f"Trainer.load: {path!r} was not written by Trainer.save "
                                      f"(its batch order or history is missing: {err})") from None
-        self.history = [EpochMetrics(int(r[0]), *map(float, r[1:])) for r in rows]
+        self.history = [kind(int(r[0]), *map(float, r[1:])) for r in rows]
+        self.iteration = iteration
         return extra

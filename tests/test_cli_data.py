@@ -174,8 +174,8 @@ def test_bad_files(tmp_path, capsys):
         assert not os.path.exists(tmp_path / "run")  # no empty run folder left behind
 
     check(tmp_path / "absent.csv", "--data", "absent.csv: no such file")
-    (tmp_path / "notes.txt").write_text("a,b\n1,2\n")
-    check(tmp_path / "notes.txt", "expected a .csv file (with a header row) or an .npz file")
+    (tmp_path / "notes.dat").write_text("a,b\n1,2\n")
+    check(tmp_path / "notes.dat", "expected a .csv file (with a header row) or an .npz file")
     (tmp_path / "empty.csv").write_text("")
     check(tmp_path / "empty.csv", "empty.csv is empty", options=("--target", "t"))
     (tmp_path / "blank.csv").write_text("\n\n")

@@ -1,17 +1,20 @@
-"""The ``leafgrad`` command: ``train`` (watch a model learn), ``predict`` (use what it learnt), ``graph``.
+"""The ``leafgrad`` command: ``train`` (watch a model learn), ``predict`` (use what it learnt), ``generate``
+(continue a text with a character-level GPT run), ``graph``.
 
 ``leafgrad train`` with no options trains an MLP on the built-in spiral data set
 (no network, no files); ``--data PATH`` trains on your own CSV or ``.npz``.
 Either way it writes ``metrics.csv``, pictures, the weights and a checkpoint
 into a new folder under ``runs/``, from which ``leafgrad train --resume DIR``
 continues exactly and ``leafgrad predict DIR --data PATH`` predicts new rows.
+``--dataset shakespeare`` or ``--data FILE.txt`` trains a character-level GPT
+(:mod:`.text`), counted in iterations, which ``leafgrad generate DIR`` samples.
 The training loop itself is the library :mod:`leafgrad.training`.
 
 The modules, one concern each: :mod:`.command` (the parser and ``main``),
 :mod:`.options` (every option, its default and its checks), :mod:`.data` (the
 built-in data sets), :mod:`.table` (your own files), :mod:`.run_folder` (the
 files of a run), :mod:`.progress`, :mod:`.plots`, and one module per command:
-:mod:`.train`, :mod:`.predict`, :mod:`.graph`.
+:mod:`.train` (and :mod:`.text` for text runs), :mod:`.predict`, :mod:`.generate`, :mod:`.graph`.
 
 Exit status: 0 on success; 2 for a bad option or a bad data file (one sentence
 on stderr, no traceback); 1 when data or a package a command needs is

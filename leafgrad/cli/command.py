@@ -6,11 +6,12 @@ import sys
 from typing import Optional, Sequence
 
 from leafgrad.cli.errors import DataError, UsageError, sentence
-from leafgrad.cli.options import add_graph_arguments, add_predict_arguments, add_train_arguments
+from leafgrad.cli.options import (add_generate_arguments, add_graph_arguments, add_predict_arguments,
+                                  add_train_arguments)
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("train", "predict", "graph")
+COMMANDS = ("train", "predict", "graph", "generate")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,6 +29,11 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from leafgrad.cli.predict import cmd_predict
     return cmd_predict(args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from leafgrad.cli.generate import cmd_generate
+    return cmd_generate(args)
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -55,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--data, and write the predictions (and probabilities) to a CSV.")
     add_predict_arguments(predict)
     predict.set_defaults(func=_predict)
+
+    generate = sub.add_parser("generate", help="continue a text with a character-level GPT run",
+                              description="Print the prompt and --length characters sampled from a run of "
+                                          "leafgrad train --dataset shakespeare or --data FILE.txt.")
+    add_generate_arguments(generate)
+    generate.set_defaults(func=_generate)
 
     graph = sub.add_parser("graph", help="draw a built-in computational graph (PNG, SVG, PDF or DOT)",
                            description="Draw a built-in computational graph with Graphviz.")
