@@ -13,6 +13,8 @@ more, as nanoGPT groups them); leafgrad uses ``optimizers.Adam`` where it has no
 Time: the two steps alternate, the median of each (wall clock and process CPU time) and the
 ratio leafgrad / PyTorch are printed.  The machine may be shared: only side-by-side ratios mean much.
 
+``--kept`` lists instead what leafgrad's step keeps for backward, function by function.
+
 Memory (each framework in a fresh child process, glibc returning freed arrays to the system at
 once): after warm-up steps (so gradients and optimizer state exist), the peak resident set size
 (VmHWM, reset through ``/proc/self/clear_refs``) during one step minus the resident size just
@@ -157,6 +159,47 @@ def memory_child(framework: str, model_py: str) -> dict:
     return out
 
 
+def kept_report() -> None:
+    """What leafgrad's step keeps for backward, by function, and what backward leaves (``--kept``)."""
+    from collections import Counter
+
+    from leafgrad import graph
+    model, step, _ = leafgrad_setup()
+    params = {id(p.data) for p in model.params()}
+    data = batches(4, seed=1)
+    for x, y in data[:3]:
+        step(x, y)
+    x, y = data[3]
+
+    def arrays(f):
+        return (list(f._kept_inputs or ()) + [a for a in (f.output_data or ()) if a is not None]
+                + [a for a in (f.saved or ()) if isinstance(a, np.ndarray)])
+
+    gc.collect()
+    logits = model(x)
+    loss = F.softmax_cross_entropy(logits.reshape(BATCH * BLOCK, VOCAB), y.reshape(-1))
+    del logits
+    seen, per, functions = set(), Counter(), 0
+    for f in graph.functions_of([loss]):
+        functions += 1
+        for a in arrays(f):
+            while a.base is not None:  # a view keeps its base alive: count the base once
+                a = a.base
+            if id(a) not in seen and id(a) not in params:
+                seen.add(id(a))
+                per[type(f).__name__] += a.nbytes
+    print(f"arrays kept for backward after the forward, parameters excluded: "
+          f"{sum(per.values()) / 2 ** 20:.2f} MiB in {functions} functions")
+    for name, n in per.most_common():
+        print(f"  {name:<28}{n / 2 ** 20:8.3f} MiB")
+    with lg.memory.track() as report:
+        model.cleargrads()
+        loss.backward()
+    left = sum(1 for f in graph.functions_of([loss]) if arrays(f))
+    print(f"backward: peak {report.peak / 2 ** 20:.2f} MiB above its start; functions still holding "
+          f"an array: {left}; parameter gradients {sum(p.grad.data.nbytes for p in model.params()) / 2 ** 20:.2f} MiB")
+
+
 def run_memory(model_py: str) -> dict:
     import _common
     env = dict(os.environ, **_common.CHILD_ENV_MALLOC)
@@ -173,10 +216,15 @@ def main() -> None:
     parser.add_argument("model_py", help="path of nanoGPT's model.py")
     parser.add_argument("--repeat", type=int, default=30, help="timed steps of each framework (default 30)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--kept", action="store_true",
+                        help="only list what leafgrad's step keeps for backward (docs/attention.md)")
     parser.add_argument("--memory-child", choices=("leafgrad", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.model_py)))
+        return
+    if args.kept:
+        kept_report()
         return
 
     import torch

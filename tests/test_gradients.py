@@ -216,8 +216,9 @@ CASES = [
     C("average_pooling2d_grad", lambda gy: conv.AveragePooling2DGrad(_AVERAGE_POOLING)(gy), [rnd("gy", 1, 2, 3, 3)]),
     C("conv2d_grad_w", lambda x, gy: conv.Conv2DGradW(_CONVOLUTION)(x, gy),
       [rnd("x", 1, 2, 3, 3), rnd("gy", 1, 2, 3, 3)]),
-    C("gelu_grad", lambda x: GELUGrad("none")(x), [rnd("x", 3, 4)], orders=ELEMENTWISE),
-    C("gelu_tanh_grad", lambda x: GELUGrad("tanh")(x), [rnd("x", 3, 4)], orders=ELEMENTWISE),
+    C("gelu_grad", lambda x, gy: GELUGrad("none")(x, gy), [rnd("x", 3, 4), rnd("gy", 3, 4)], orders=ELEMENTWISE),
+    C("gelu_tanh_grad", lambda x, gy: GELUGrad("tanh")(x, gy), [rnd("x", 3, 4), rnd("gy", 3, 4)],
+      orders=ELEMENTWISE),
     C("embed_id_grad", lambda gy: EmbedIDGrad((4, 3))(gy, IDS), [rnd("gy", 2, 3, 3)]),
     C("get_item_grad", lambda gy: GetItemGrad(([0, 0, 2], slice(1, None)), (3, 4))(gy), [rnd("gy", 3, 3)]),
     # ---- gradient checkpointing (its recorded walk is refused: first order only) -----------

@@ -176,23 +176,24 @@ _ERFC_P0 = -1.26551223 + math.log(0.5)
 _CHUNK = 65536
 
 
-def _by_chunks(kernel, x, n_scratch: int):
-    """``y = kernel(x)`` computed chunk by chunk: ``kernel(x_part, y_part, *scratch_parts)`` writes ``y_part``.
+def _by_chunks(kernel, xs: tuple, n_scratch: int):
+    """``y = kernel(*xs)`` computed chunk by chunk: ``kernel(*x_parts, y_part, *scratch_parts)`` writes ``y_part``.
 
-    On NumPy the flattened array goes through in chunks of ``_CHUNK`` elements with ``n_scratch``
-    reusable scratch arrays; on CuPy in one piece (its ufuncs run on the device).
+    The inputs ``xs`` have the shape of the first (the others are broadcast to it).  On NumPy
+    the flattened arrays go through in chunks of ``_CHUNK`` elements with ``n_scratch`` reusable
+    scratch arrays; on CuPy in one piece (its ufuncs run on the device).
     """
-    xp = get_array_module(x)
-    shape = x.shape
-    x = xp.ascontiguousarray(x)  # (at least 1-D)
-    y = xp.empty_like(x)
-    xf, yf = x.reshape(-1), y.reshape(-1)
-    n = xf.size
+    x0 = xs[0]
+    xp = get_array_module(x0)
+    shape = x0.shape
+    flat = [xp.ascontiguousarray(xp.broadcast_to(x, shape)).reshape(-1) for x in xs]
+    y = xp.empty(flat[0].shape, dtype=flat[0].dtype)
+    n = y.size
     chunk = min(n, _CHUNK) if xp is np else n
-    scratch = [xp.empty(chunk, dtype=x.dtype) for _ in range(n_scratch)]
+    scratch = [xp.empty(chunk, dtype=y.dtype) for _ in range(n_scratch)]
     for s in range(0, n, max(chunk, 1)):
         e = min(s + chunk, n)
-        kernel(xf[s:e], yf[s:e], *[b[:e - s] for b in scratch])
+        kernel(*[x[s:e] for x in flat], y[s:e], *[b[:e - s] for b in scratch])
     return y.reshape(shape)
 
 
@@ -223,8 +224,8 @@ def _gelu_exact_kernel(x, y, a, t, p):
     y -= a
 
 
-def _gelu_exact_grad_kernel(x, d, a, t, p):
-    """``d/dx x Phi(x) = Phi(x) + x phi(x)``."""
+def _gelu_exact_grad_kernel(x, gy, d, a, t, p):
+    """``gy (Phi(x) + x phi(x))``, the gradient of ``x Phi(x)``."""
     xp = get_array_module(x)
     xp.abs(x, out=a)
     _lower_tail(a, t, p, d, xp)                  # p = Phi(-|x|), d = x^2 / 2
@@ -236,6 +237,7 @@ def _gelu_exact_grad_kernel(x, d, a, t, p):
     p *= a
     xp.subtract(0.5, p, out=p)                   # Phi(x) = 1/2 + sign(x) (1/2 - Phi(-|x|))
     d += p
+    d *= gy
 
 
 def _gelu_tanh_kernel(x, y):
@@ -251,8 +253,8 @@ def _gelu_tanh_kernel(x, y):
     y *= 0.5
 
 
-def _gelu_tanh_grad_kernel(x, d, t, slope):
-    """``(1 + t) / 2 + x (1 - t^2) u' / 2`` with ``t = tanh(u)``, ``u = k (x + c x^3)``."""
+def _gelu_tanh_grad_kernel(x, gy, d, t, slope):
+    """``gy ((1 + t) / 2 + x (1 - t^2) u' / 2)`` with ``t = tanh(u)``, ``u = k (x + c x^3)``."""
     xp = get_array_module(x)
     xp.multiply(x, x, out=t)
     xp.multiply(t, 1.5 * _GELU_C * _GELU_K, out=slope)  # u' / 2
@@ -268,14 +270,15 @@ def _gelu_tanh_grad_kernel(x, d, t, slope):
     xp.multiply(t, 0.5, out=d)
     d += 0.5
     d += slope
+    d *= gy
 
 
 class GELU(Function):
     """``x * Phi(x)`` (exact) or its tanh approximation; backward keeps only the input.
 
-    Forward and the derivative are in-place passes over cache-sized chunks (NumPy pays one
-    pass per ufunc: over a chunk in L2 cache rather than over the whole array in memory).  The derivative is the forward of ``GELUGrad``,
-    whose own backward gives the second and higher orders.
+    Forward and gradient are in-place passes over cache-sized chunks (NumPy pays one pass
+    per ufunc: over a chunk in L2 cache rather than over the whole array in memory).  The
+    gradient is the forward of ``GELUGrad``, whose own backward gives the higher orders.
     """
 
     float_inputs = (0,)
@@ -287,37 +290,48 @@ class GELU(Function):
 
     def forward(self, x):
         if self.approximate == "tanh":
-            return _by_chunks(_gelu_tanh_kernel, x, 0)
-        return _by_chunks(_gelu_exact_kernel, x, 3)
+            return _by_chunks(_gelu_tanh_kernel, (x,), 0)
+        return _by_chunks(_gelu_exact_kernel, (x,), 3)
 
     def backward(self, gy):
         x, = self.get_retained_inputs()
-        return ops.mul(ops.call(GELUGrad(self.approximate), x), gy, overwrite_a=True)
+        return ops.call(GELUGrad(self.approximate), x, gy)
 
 
 class GELUGrad(Function):
-    """The derivative of GELU, ``gelu'(x)``; its own backward is ``gelu''(x)``."""
+    """The gradient of GELU, ``gy * gelu'(x)``, from ``x`` and ``gy`` (one pass over cache-sized chunks).
 
-    float_inputs = (0,)
-    retain_inputs = (0,)
+    Its own backward: ``g * gy * gelu''(x)`` for ``x`` and ``GELUGrad(x, g)`` for ``gy``.
+    """
+
+    float_inputs = (0, 1)
+    retain_inputs = (0, 1)
+    fresh_gradients = True
 
     def __init__(self, approximate: str) -> None:
         self.approximate = approximate
 
-    def forward(self, x):
+    def forward(self, x, gy):
         if self.approximate == "tanh":
-            return _by_chunks(_gelu_tanh_grad_kernel, x, 2)
-        return _by_chunks(_gelu_exact_grad_kernel, x, 3)
+            return _by_chunks(_gelu_tanh_grad_kernel, (x, gy), 2)
+        return _by_chunks(_gelu_exact_grad_kernel, (x, gy), 3)
 
-    def backward(self, gy):
-        x, = self.get_retained_inputs()
-        if self.approximate == "tanh":
-            t = ops.tanh((x + x * x * x * _GELU_C) * _GELU_K)
-            du = (1 + x * x * (3 * _GELU_C)) * _GELU_K   # u'
-            ddu = x * (6 * _GELU_C * _GELU_K)            # u''
-            return gy * ((1 - t * t) * (du + 0.5 * x * (ddu - 2 * t * du * du)))
-        # (Phi + x phi)' = 2 phi - x^2 phi
-        return gy * (ops.exp(x * x * -0.5) * _SQRT_2PI_INV * (2 - x * x))
+    def backward(self, g):
+        x, gy = self.get_retained_inputs()
+        need_x, need_gy = self.needs_input_grad
+        gx = ggy = None
+        if need_x:
+            if self.approximate == "tanh":
+                t = ops.tanh((x + x * x * x * _GELU_C) * _GELU_K)
+                du = (1 + x * x * (3 * _GELU_C)) * _GELU_K   # u'
+                ddu = x * (6 * _GELU_C * _GELU_K)            # u''
+                second = (1 - t * t) * (du + 0.5 * x * (ddu - 2 * t * du * du))
+            else:  # (Phi + x phi)' = 2 phi - x^2 phi
+                second = ops.exp(x * x * -0.5) * _SQRT_2PI_INV * (2 - x * x)
+            gx = g * gy * second
+        if need_gy:
+            ggy = ops.call(GELUGrad(self.approximate), x, g)
+        return gx, ggy
 
 
 @checked(x=ARRAY, approximate=choice("none", "tanh"))

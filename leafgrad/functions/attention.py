@@ -1,8 +1,10 @@
 """Attention: ``scaled_dot_product_attention``.
 
 ``softmax(q k^T / sqrt(D) + mask) v`` over the last two axes, as one function.
-Backward keeps the inputs ``q``, ``k``, ``v`` and the attention probabilities
-``p`` (one ``(..., Tq, Tk)`` array); the scores ``q k^T`` are never kept.
+Backward keeps only the inputs ``q``, ``k``, ``v`` and recomputes the attention
+probabilities ``p`` from them: neither the scores nor ``p`` (a ``(..., Tq, Tk)``
+array per call, larger than ``q``, ``k``, ``v`` together once ``T > 3 D / 2``) stay
+alive between forward and backward.
 """
 from __future__ import annotations
 
@@ -88,9 +90,10 @@ class AttentionProbabilities(Function):
 class ScaledDotProductAttention(Function):
     """``p v`` with ``p = softmax(q k^T * scale + mask)``.
 
-    Keeps ``q``, ``k``, ``v`` and ``p`` (and a reference to the caller's mask);
-    not the scores.  On the recorded walk ``p`` is recomputed from ``q`` and
-    ``k`` as an ``AttentionProbabilities`` node, so the gradient is differentiable.
+    Keeps ``q``, ``k`` and ``v`` (and a reference to the caller's mask): neither the
+    scores nor the probabilities.  Backward recomputes ``p`` from ``q`` and ``k`` (one
+    ``(..., Tq, Tk)`` product and softmax), as an ``AttentionProbabilities`` node on the
+    recorded walk, so the gradient is differentiable again.
     """
 
     retain_inputs = (0, 1, 2)
@@ -102,17 +105,19 @@ class ScaledDotProductAttention(Function):
         self.causal = causal
 
     def forward(self, q, k, v, mask=None):
+        if mask is not None and _enable_backprop.get():
+            self.save_for_backward(mask)
         p = _probabilities(q, k, mask, self.scale, self.causal)
-        if _enable_backprop.get():
-            self.save_for_backward(p, mask)
         return get_array_module(p).matmul(p, v)
 
     def backward(self, gy):
         q, k, v = self.get_retained_inputs()
-        p, mask = self.saved
+        mask = self.saved[0] if self.saved else None
         if ops.is_variable(q, k, v):  # recorded: p as a node of the graph on q and k
             probs = AttentionProbabilities(self.scale, self.causal)
             p = probs(q, k) if mask is None else probs(q, k, mask)
+        else:
+            p = _probabilities(q, k, mask, self.scale, self.causal)
         need = self.needs_input_grad
         gv = ops.sum_to(ops.matmul(ops.transpose(p, _swap(p.ndim)), gy), v.shape) if need[2] else None
         gq = gk = None
@@ -137,7 +142,7 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, causa
     ``(..., Tq, Tk)``, is boolean (True: may attend) or additive (floats, ``-inf`` to block); it gets
     no gradient.  ``causal=True`` lets query ``i`` attend keys ``0 .. Tk - Tq + i``: with ``Tq < Tk``
     the queries are the last ``Tq`` positions (a key/value cache).  A query that may attend no key gets NaN.
-    Backward keeps ``q``, ``k``, ``v`` and the probabilities, not the scores.
+    Backward keeps ``q``, ``k`` and ``v`` only; it recomputes the probabilities.
     """
     name = "scaled_dot_product_attention"
     qs, ks, vs = shape_of(q), shape_of(k), shape_of(v)
