@@ -154,7 +154,7 @@ class GPT(Model):
         for i, block in enumerate(self.blocks):
             x = block(x, caches[i] if caches else None)
         x = self.ln_f(x)
-        return F.matmul(x, F.transpose(self.wte.W))  # the output layer is the token embedding, transposed
+        return F.linear(x, F.transpose(self.wte.W))  # the output layer: the token embedding, transposed
 
     def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
                  rng: Any = None, use_cache: bool = True) -> np.ndarray:
