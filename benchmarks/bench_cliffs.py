@@ -9,6 +9,8 @@ Cases, float32, the shapes of the default GPT (batch 12, context 64, n_embd 128)
 
 Runs alternate between leafgrad and PyTorch; medians of wall-clock time in ms and the ratio
 leafgrad / torch.  The machine may be shared: the ratio of medians taken side by side is the number.
+With ``--cold`` a 64 MiB array is written before every timed run, so that each starts with its
+data out of the caches, as inside a training step where other layers ran in between.
 """
 from __future__ import annotations
 
@@ -109,9 +111,11 @@ def _cases():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=60, help="timed runs of each contender (default 60)")
+    parser.add_argument("--cold", action="store_true", help="evict the caches before every timed run")
     args = parser.parse_args()
+    flush = np.ones(16 * 2 ** 20, dtype=np.float32) if args.cold else None
     print(f"numpy {np.__version__}, torch {getattr(torch, '__version__', 'absent')}, one thread; "
-          f"medians of {args.repeat} alternating runs, ms")
+          f"medians of {args.repeat} alternating runs, ms{', cold caches' if args.cold else ''}")
     print(f"{'case':<20}{'leafgrad':>10}{'torch':>10}{'ratio':>8}")
     for name, runs in _cases().items():
         for run in runs:  # warm-up
@@ -119,6 +123,8 @@ def main() -> None:
         times = [[] for _ in runs]
         for _ in range(args.repeat):
             for k, run in enumerate(runs):
+                if flush is not None:
+                    flush += 1.0
                 t0 = time.perf_counter()
                 run()
                 times[k].append(time.perf_counter() - t0)

@@ -109,6 +109,8 @@ class GPT(Model):
     residual projections ``N(0, (0.02 / sqrt(2 n_layer))^2)``, biases zero, LayerNorm gains one;
     from ``np.random.RandomState(seed)``, or NumPy's global generator when ``seed`` is None.
     Every matrix and embedding is a Parameter of two axes; biases and gains have one.
+    ``dropout`` (training only) applies, as nanoGPT's, after the embeddings, the attention's
+    output projection and the MLP; not to the attention probabilities.
     """
 
     def __init__(self, vocab_size: int, block_size: int = 64, n_layer: int = 4, n_head: int = 4,
@@ -154,7 +156,7 @@ class GPT(Model):
         for i, block in enumerate(self.blocks):
             x = block(x, caches[i] if caches else None)
         x = self.ln_f(x)
-        return F.matmul(x, F.transpose(self.wte.W))  # the output layer is the token embedding, transposed
+        return F.linear(x, F.transpose(self.wte.W))  # the output layer: the token embedding, transposed
 
     def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
                  rng: Any = None, use_cache: bool = True) -> np.ndarray:

@@ -41,6 +41,20 @@ def test_matches_reference(causal):
     np.testing.assert_allclose(y.data, reference(q, k, v, causal=causal), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_rows_of_very_different_scale_are_stable(causal):
+    """One row's scores far above the others': each row is still normalized against its own maximum."""
+    q, k, v = qkv(4, 3, tk=4)
+    q[1] *= 200.0  # scores of query 1 in the hundreds
+    q[2] *= 1e-3
+    y = F.scaled_dot_product_attention(q, k, v, causal=causal).data
+    np.testing.assert_allclose(y, reference(q, k, v, causal=causal), rtol=1e-10, atol=1e-12)
+    assert np.isfinite(y).all()
+    q32, k32, v32 = (a.astype(np.float32) for a in (q * 10, k, v))
+    y32 = F.scaled_dot_product_attention(q32, k32, v32, causal=causal).data
+    np.testing.assert_allclose(y32, reference(q * 10, k, v, causal=causal), rtol=1e-4, atol=1e-5)
+
+
 def test_batchless_inputs():
     q, k, v = qkv(5, 4)
     np.testing.assert_allclose(F.scaled_dot_product_attention(q, k, v, causal=True).data,

@@ -14,7 +14,7 @@ import leafgrad.functions as F
 from leafgrad import Variable
 from leafgrad.checkpoint import checkpoint
 from leafgrad.functions import conv
-from leafgrad.functions.activation import GELUGrad
+from leafgrad.functions.activation import GELUGrad, GELUGradFromOutput
 from leafgrad.functions.attention import AttentionProbabilities
 from leafgrad.functions.nn import EmbedIDGrad
 from leafgrad.functions.normalization import Standardize
@@ -217,6 +217,8 @@ CASES = [
     C("conv2d_grad_w", lambda x, gy: conv.Conv2DGradW(_CONVOLUTION)(x, gy),
       [rnd("x", 1, 2, 3, 3), rnd("gy", 1, 2, 3, 3)]),
     C("gelu_grad", lambda x, gy: GELUGrad("none")(x, gy), [rnd("x", 3, 4), rnd("gy", 3, 4)], orders=ELEMENTWISE),
+    C("gelu_grad_from_output", lambda x, gy: GELUGradFromOutput("none")(x, gy, F.gelu(x).data),
+      [rnd("x", 3, 4), rnd("gy", 3, 4)], orders=ELEMENTWISE),
     C("gelu_tanh_grad", lambda x, gy: GELUGrad("tanh")(x, gy), [rnd("x", 3, 4), rnd("gy", 3, 4)],
       orders=ELEMENTWISE),
     C("embed_id_grad", lambda gy: EmbedIDGrad((4, 3))(gy, IDS), [rnd("gy", 2, 3, 3)]),

@@ -176,12 +176,12 @@ _ERFC_P0 = -1.26551223 + math.log(0.5)
 _CHUNK = 65536
 
 
-def _by_chunks(kernel, xs: tuple, n_scratch: int):
+def _by_chunks(kernel, xs: tuple, n_scratch: int, masks: int = 0):
     """``y = kernel(*xs)`` computed chunk by chunk: ``kernel(*x_parts, y_part, *scratch_parts)`` writes ``y_part``.
 
     The inputs ``xs`` have the shape of the first (the others are broadcast to it).  On NumPy
     the flattened arrays go through in chunks of ``_CHUNK`` elements with ``n_scratch`` reusable
-    scratch arrays; on CuPy in one piece (its ufuncs run on the device).
+    scratch arrays (and ``masks`` boolean ones, after them); on CuPy in one piece.
     """
     x0 = xs[0]
     xp = get_array_module(x0)
@@ -191,6 +191,7 @@ def _by_chunks(kernel, xs: tuple, n_scratch: int):
     n = y.size
     chunk = min(n, _CHUNK) if xp is np else n
     scratch = [xp.empty(chunk, dtype=y.dtype) for _ in range(n_scratch)]
+    scratch += [xp.empty(chunk, dtype=bool) for _ in range(masks)]
     for s in range(0, n, max(chunk, 1)):
         e = min(s + chunk, n)
         kernel(*[x[s:e] for x in flat], y[s:e], *[b[:e - s] for b in scratch])
@@ -240,6 +241,28 @@ def _gelu_exact_grad_kernel(x, gy, d, a, t, p):
     d *= gy
 
 
+#: Below this ``x^2``, ``Phi(x)`` is 1/2 to working precision and ``y / x`` is not used.
+_TINY_SQ = 1e-36
+
+
+def _gelu_exact_grad_from_output_kernel(x, gy, y, d, sq, usable):
+    """``gy (Phi(x) + x phi(x))`` with ``Phi(x) = y / x`` read from the forward's output ``y = x Phi(x)``."""
+    xp = get_array_module(x)
+    xp.multiply(x, x, out=sq)
+    xp.greater(sq, _TINY_SQ, out=usable)
+    if xp is np:
+        d.fill(0.5)
+        np.divide(y, x, out=d, where=usable)      # Phi(x); 1/2 where x is (nearly) 0
+    else:  # pragma: no cover - CuPy
+        d[...] = xp.where(usable, y / xp.where(usable, x, 1), 0.5)
+    sq *= -0.5
+    sq += _LOG_SQRT_2PI_INV
+    xp.exp(sq, out=sq)
+    sq *= x                                       # x phi(x)
+    d += sq
+    d *= gy
+
+
 def _gelu_tanh_kernel(x, y):
     """``x (1 + tanh(k (x + c x^3))) / 2``."""
     xp = get_array_module(x)
@@ -274,7 +297,8 @@ def _gelu_tanh_grad_kernel(x, gy, d, t, slope):
 
 
 class GELU(Function):
-    """``x * Phi(x)`` (exact) or its tanh approximation; backward keeps only the input.
+    """``x * Phi(x)`` (exact) or its tanh approximation; backward keeps the input (and, exact form,
+    the output: in a network the next layer keeps it too, so it costs nothing more there).
 
     Forward and gradient are in-place passes over cache-sized chunks (NumPy pays one pass
     per ufunc: over a chunk in L2 cache rather than over the whole array in memory).  The
@@ -287,6 +311,8 @@ class GELU(Function):
 
     def __init__(self, approximate: str) -> None:
         self.approximate = approximate
+        if approximate == "none":
+            self.retain_outputs = (0,)
 
     def forward(self, x):
         if self.approximate == "tanh":
@@ -295,6 +321,9 @@ class GELU(Function):
 
     def backward(self, gy):
         x, = self.get_retained_inputs()
+        if self.approximate == "none":  # Phi(x) = y / x: the output spares the erf
+            y, = self.get_retained_outputs()
+            return ops.call(GELUGradFromOutput("none"), x, gy, ops.data(y))
         return ops.call(GELUGrad(self.approximate), x, gy)
 
 
@@ -318,7 +347,7 @@ class GELUGrad(Function):
 
     def backward(self, g):
         x, gy = self.get_retained_inputs()
-        need_x, need_gy = self.needs_input_grad
+        need_x, need_gy = self.needs_input_grad[0], self.needs_input_grad[1]
         gx = ggy = None
         if need_x:
             if self.approximate == "tanh":
@@ -332,6 +361,20 @@ class GELUGrad(Function):
         if need_gy:
             ggy = ops.call(GELUGrad(self.approximate), x, g)
         return gx, ggy
+
+
+class GELUGradFromOutput(GELUGrad):
+    """``GELUGrad(x, gy)`` given also GELU's output ``y`` (a constant): ``Phi(x) = y / x`` needs no erf.
+
+    Exact form only.  Its value does not depend on ``y`` beyond that shortcut, so ``y`` gets
+    no gradient; its backward is ``GELUGrad``'s.
+    """
+
+    def forward(self, x, gy, y):
+        return _by_chunks(_gelu_exact_grad_from_output_kernel, (x, gy, y), 1, masks=1)
+
+    def backward(self, g):
+        return super().backward(g) + (None,)
 
 
 @checked(x=ARRAY, approximate=choice("none", "tanh"))

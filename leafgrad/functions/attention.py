@@ -8,6 +8,7 @@ alive between forward and backward.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional
 
@@ -26,22 +27,56 @@ def _swap(ndim: int) -> tuple:
     return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
 
 
+@functools.lru_cache(maxsize=32)
+def _causal_bias(tq: int, tk: int, dtype: str) -> np.ndarray:
+    """``(tq, tk)``: 0 where query ``i`` may see key ``j`` (``j <= tk - tq + i``), ``-inf`` elsewhere (read-only)."""
+    bias = np.zeros((tq, tk), dtype=dtype)
+    bias[np.triu(np.ones((tq, tk), dtype=bool), k=tk - tq + 1)] = -np.inf
+    bias.flags.writeable = False
+    return bias
+
+
+#: The softmax may subtract from each row its first score instead of its maximum when no
+#: score anywhere exceeds a row's first score by more than this: nothing overflows, and what
+#: underflows is below exp(-60) of its row's largest term.
+_SHIFT_SLACK = 20.0
+
+
+def _row_sum(a):
+    """``sum(a, -1, keepdims=True)``; for a C-contiguous NumPy array as one matrix-vector product
+    (a reduction over a short last axis is several times slower in NumPy)."""
+    if isinstance(a, np.ndarray) and a.flags.c_contiguous and a.ndim >= 2 and a.dtype.kind == "f":
+        n = a.shape[-1]
+        return a.reshape(-1, n).dot(np.ones(n, dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
+    return ops.sum(a, -1, keepdims=True)
+
+
 def _probabilities(q, k, mask, scale: float, causal: bool):
     """``softmax(q k^T * scale + mask)`` over the last axis, computed in place in one ``(..., Tq, Tk)`` array."""
     xp = get_array_module(q)
     s = xp.matmul(q * scale, k.swapaxes(-1, -2))
+    tq, tk = s.shape[-2], s.shape[-1]
     if causal:  # query i sees keys 0 .. Tk - Tq + i (the last Tq positions of a longer context)
-        tq, tk = s.shape[-2], s.shape[-1]
-        future = xp.triu(xp.ones((tq, tk), dtype=bool), k=tk - tq + 1)
-        xp.copyto(s, -xp.inf, where=future)
+        if xp is np:
+            s += _causal_bias(tq, tk, s.dtype.str)
+        else:
+            xp.copyto(s, -xp.inf, where=xp.triu(xp.ones((tq, tk), dtype=bool), k=tk - tq + 1))
     if mask is not None:
         if mask.dtype == bool:
             xp.copyto(s, -xp.inf, where=~mask)
         else:
             s += mask
-    s -= s.max(axis=-1, keepdims=True)
+    # Subtracting each row's maximum is a slow reduction over a short axis.  Each row's first
+    # score (key 0, seen by every causal query) serves as well when it is finite and no score
+    # exceeds it by more than _SHIFT_SLACK: a row's result then depends on its own scores only
+    # (a causal row never on later keys).  Otherwise (or on a GPU: no host check) the maximum.
+    first = s[..., :1].copy() if xp is np and s.size else None
+    if first is not None and first.min() > -np.inf and s.max() <= first.min() + _SHIFT_SLACK:
+        s -= first
+    else:
+        s -= s.max(axis=-1, keepdims=True)
     xp.exp(s, out=s)
-    s /= s.sum(axis=-1, keepdims=True)
+    s /= _row_sum(s)
     return s
 
 
@@ -51,7 +86,7 @@ def _probabilities_backward(p, gp, q, k, scale: float, need_q: bool, need_k: boo
     Softmax backward ``gs = p (gp - sum(p gp))``, then ``gq = gs k scale``, ``gk = gs^T q scale``.
     On arrays the fresh products are scaled in place.
     """
-    gs = ops.mul(gp - ops.sum(p * gp, -1, keepdims=True), p, overwrite_a=True)
+    gs = ops.mul(gp - _row_sum(p * gp), p, overwrite_a=True)
     gq = gk = None
     if need_q:
         gq = ops.sum_to(ops.mul(ops.matmul(gs, k), scale, overwrite_a=True), q.shape)
