@@ -38,8 +38,8 @@ from leafgrad.cuda import array_types, cupy, get_array_module
 __all__ = [
     "Variable", "Parameter", "Function", "as_array", "as_variable",
     "add", "sub", "rsub", "mul", "div", "rdiv", "neg", "pow",
-    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "AddConstant", "MulConstant", "ConstantSub",
-    "DivConstant", "ConstantDiv",
+    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "AddConstant", "SubConstant", "MulConstant", "ConstantSub",
+    "DivConstant", "ConstantDiv", "VariableStandIn", "set_dezero_semantics",
 ]
 
 ArrayLike = Any  # an ndarray (NumPy or CuPy), a NumPy scalar or a Python number
@@ -220,10 +220,13 @@ class Variable:
 
         ``retain_grad``: also keep ``grad`` on intermediate Variables still alive.
         ``create_graph``: record the backward computation, for higher-order gradients.
-        ``retain_graph``: keep each function's saved data after use (default: ``create_graph``),
-        needed to call backward through the same graph again.
+        ``retain_graph``: keep each function's saved data after use (default: ``create_graph``;
+        True under the ``dezero`` alias, as DeZero keeps it), needed to call backward through
+        the same graph again.
         """
         from leafgrad.engine import run_backward
+        if retain_graph is None and _dezero_semantics:
+            retain_graph = True  # under the dezero alias a second backward() accumulates, as in DeZero
         if self.creator is None:  # a leaf: its gradient with respect to itself
             if self.grad is None:
                 xp = get_array_module(self.data)
@@ -366,6 +369,78 @@ class Parameter(Variable):
     __slots__ = ()
 
 
+class VariableStandIn(Variable):
+    """What ``Function.inputs`` gives for an input Variable the user dropped (or a constant).
+
+    It stands where the dropped Variable stood in the graph (same ``creator``,
+    ``generation`` and output position, so walking ``creator.inputs`` sees the
+    same graph as DeZero), holds its array only where a function kept it, and
+    knows its ``shape`` and ``dtype`` where the graph does (from that array, or,
+    under the ``dezero`` alias, from what each function notes of its inputs);
+    else they read None.  A dropped Variable's ``name`` is not remembered: None.
+    """
+
+    __slots__ = ("_shape", "_dtype")
+
+    def __init__(self, data: Any = None, shape: Optional[tuple] = None, dtype: Any = None) -> None:
+        super().__init__(data)
+        self._shape, self._dtype = shape, dtype
+
+    @property
+    def shape(self) -> Optional[tuple]:
+        """The shape of the Variable it stands for (None where the graph does not know it)."""
+        return self._shape if self.data is None else self.data.shape
+
+    @property
+    def dtype(self):
+        """The dtype of the Variable it stands for (None where the graph does not know it)."""
+        return self._dtype if self.data is None else self.data.dtype
+
+    @property
+    def ndim(self) -> Optional[int]:
+        """The number of dimensions (None where the shape is not known)."""
+        shape = self.shape
+        return None if shape is None else len(shape)
+
+    @property
+    def size(self) -> Optional[int]:
+        """The number of elements (None where the shape is not known)."""
+        shape = self.shape
+        return None if shape is None else int(np.prod(shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        if self.data is not None:
+            return super().__repr__()
+        return f"variable(<dropped>, shape={self._shape}, dtype={self._dtype})"
+
+
+#: True while the ``dezero`` alias is installed (leafgrad.compat): DeZero's semantics win where they differ.
+_dezero_semantics = False
+
+
+def set_dezero_semantics(on: bool) -> None:
+    """Switch DeZero's semantics on or off (``leafgrad.compat`` does it when it installs the alias).
+
+    On: ``backward()`` keeps the graph's saved data (``retain_graph=True``), so a second
+    ``backward()`` accumulates as in DeZero, and every recorded function notes the shape
+    and dtype of its inputs, so that the stand-ins of ``Function.inputs`` know them.
+    Off (the default): leafgrad's behaviour, and nothing extra on ``Function.__call__``'s path.
+    """
+    global _dezero_semantics
+    on = bool(on)
+    if on == _dezero_semantics:
+        return
+    _dezero_semantics = on
+    Function._keep = _keep_noting_inputs if on else _keep_declared
+    stack = [Function]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if "_keeps" in cls.__dict__ or cls is Function:
+            cls._keeps = (cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION
+                          or on)
+
+
 def _functions():
     """The ``leafgrad.functions`` module (imported on first use: it imports this module)."""
     import leafgrad.functions as F
@@ -426,7 +501,7 @@ class Function:
         cls._unwrap_gradients = cls.retain_inputs is None or (
             "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad."))
         # Whether a recorded call keeps anything besides its edges (see _keep).
-        cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION
+        cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION or _dezero_semantics
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
         """Run ``forward`` on the inputs' arrays; record this function in the graph when recording is on.
@@ -471,7 +546,7 @@ class Function:
         """Keep what backward declared it reads (and, the book's way, every input Variable)."""
         retain = self.retain_inputs
         if retain is None:
-            self.inputs = inputs
+            self._inputs = inputs
         elif retain:
             self._kept_inputs = tuple([xs[i] for i in retain])
         if self.retain_outputs:
@@ -539,8 +614,10 @@ class Function:
         """
         self._released = True
         # (only what was set: a function that kept nothing gets no new attributes)
-        if self.inputs is not None:
-            self.inputs = None
+        if self._inputs is not None:
+            self._inputs = None
+        if self._standins is not None:
+            self._standins = None
         if self._kept_inputs is not None:
             self._kept_inputs = None
         if self.output_data is not None:
@@ -556,8 +633,33 @@ class Function:
             f"the saved data of {type(self).__name__} was released after the first backward. "
             "Pass retain_graph=True to the first backward() to keep it.")
 
+    # ---- the graph as the seeds describe it ------------------------------------------
+    @property
+    def inputs(self) -> Optional[list]:
+        """The input Variables, as in DeZero: the very objects while they are alive, else stand-ins.
+
+        A function written the book's way keeps its inputs and gets them back.
+        For the others the list is made when read (:func:`leafgrad.graph.input_variables`):
+        a dropped input is a :class:`VariableStandIn` that knows its creator (and its
+        array only where this function or its creator kept it); a constant is a
+        constant Variable, the scalar of ``x * 2`` included.  Reading keeps no array alive.
+        None for a function that was not recorded.
+        """
+        kept = self._inputs
+        if kept is not None:
+            return kept
+        return graph.input_variables(self)
+
+    @inputs.setter
+    def inputs(self, value: Optional[list]) -> None:
+        self._inputs = value
+
     # Defaults, so that reading them on a function that kept nothing is not an error.
-    inputs: Optional[list] = None
+    _inputs: Optional[list] = None
+    _standins: Optional[dict] = None  # stand-ins made by reading ``inputs`` (graph.input_variables)
+    _input_meta: Optional[list] = None  # (shape, dtype) of each input, kept under the dezero alias only
+    #: Where DeZero's graph has a constant Variable that this one-input form keeps as the number ``c``.
+    _dezero_constant: Optional[int] = None
     _kept_inputs: Optional[tuple] = None
     outputs: list = []
     output_data: Optional[list] = None
@@ -569,6 +671,15 @@ class Function:
     _unwrap_gradients = False
     _keeps = True
     _input_dtypes: Optional[list] = None
+
+
+_keep_declared = Function._keep
+
+
+def _keep_noting_inputs(self: Function, inputs: list, xs: list, outputs: list) -> None:
+    """``Function._keep`` under the dezero alias: also note each input's shape and dtype."""
+    _keep_declared(self, inputs, xs, outputs)
+    self._input_meta = [None if x is None else (x.shape, x.dtype) for x in xs]
 
 
 def _float_kind(dtype: Any) -> bool:
@@ -718,8 +829,14 @@ def add(x0: Any, x1: Any) -> Variable:
     return _binary(x0, x1, Add, AddConstant, AddConstant)
 
 
-class AddConstant(Function):
-    """``x + c`` for a scalar constant ``c`` (kept as a number, not as a graph node)."""
+class AddConstant(Add):
+    """``x + c`` for a scalar constant ``c`` (kept as a number, not as a graph node).
+
+    DeZero records ``Add`` with a constant Variable: this is an ``Add``, named so, and its
+    ``inputs`` read ``[x, variable(c)]``.
+    """
+
+    _dezero_constant = 1
 
     retain_inputs = ()
 
@@ -748,9 +865,23 @@ class Sub(Function):
                 ops.sum_to(-gy, self.x1_shape) if need1 else None)
 
 
-def _subtract_constant(c: Any) -> "AddConstant":
-    """``x - c`` is ``x + (-c)``."""
-    return AddConstant(-c)
+class SubConstant(Sub):
+    """``x - c`` for a scalar constant ``c``; DeZero's ``Sub`` with ``inputs`` ``[x, variable(c)]``."""
+
+    retain_inputs = ()
+    _dezero_constant = 1
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x - self.c
+
+    def backward(self, gy):
+        return gy
+
+
+_subtract_constant = SubConstant
 
 
 @checked(x0=ARRAY, x1=ARRAY)
@@ -765,10 +896,11 @@ def rsub(x0: Any, x1: Any) -> Variable:
     return sub(x1, x0)
 
 
-class ConstantSub(Function):
-    """``c - x`` for a scalar constant ``c``."""
+class ConstantSub(Sub):
+    """``c - x`` for a scalar constant ``c``; DeZero's ``Sub`` with ``inputs`` ``[variable(c), x]``."""
 
     retain_inputs = ()
+    _dezero_constant = 0
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -820,10 +952,11 @@ def mul(x0: Any, x1: Any) -> Variable:
     return _binary(x0, x1, Mul, MulConstant, MulConstant)
 
 
-class MulConstant(Function):
-    """``x * c`` for a scalar constant ``c``."""
+class MulConstant(Mul):
+    """``x * c`` for a scalar constant ``c``; DeZero's ``Mul`` with ``inputs`` ``[x, variable(c)]``."""
 
     retain_inputs = ()
+    _dezero_constant = 1
     fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
@@ -864,10 +997,11 @@ def rdiv(x0: Any, x1: Any) -> Variable:
     return div(x1, x0)
 
 
-class DivConstant(Function):
-    """``x / c`` for a scalar constant ``c``."""
+class DivConstant(Div):
+    """``x / c`` for a scalar constant ``c``; DeZero's ``Div`` with ``inputs`` ``[x, variable(c)]``."""
 
     retain_inputs = ()
+    _dezero_constant = 1
     fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
@@ -880,10 +1014,14 @@ class DivConstant(Function):
         return gy / self.c
 
 
-class ConstantDiv(Function):
-    """``c / x`` for a scalar constant ``c``; backward reads ``x``."""
+class ConstantDiv(Div):
+    """``c / x`` for a scalar constant ``c``; backward reads ``x``.
+
+    DeZero's ``Div`` with ``inputs`` ``[variable(c), x]``.
+    """
 
     retain_inputs = (0,)
+    _dezero_constant = 0
     fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
@@ -895,6 +1033,14 @@ class ConstantDiv(Function):
     def backward(self, gy):
         x, = self.get_retained_inputs()
         return gy * (-self.c) / (x * x)
+
+
+# The constant forms are DeZero's classes to code that asks (``isinstance(f, Sub)``) and to
+# pictures and messages (``type(f).__name__``); ``__qualname__`` keeps the form's own name.
+for _form, _dezero_name in ((AddConstant, "Add"), (SubConstant, "Sub"), (ConstantSub, "Sub"),
+                            (MulConstant, "Mul"), (DivConstant, "Div"), (ConstantDiv, "Div")):
+    _form.__name__ = _dezero_name
+del _form, _dezero_name
 
 
 class Pow(Function):
