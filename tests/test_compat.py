@@ -599,3 +599,97 @@ def test_second_backward_raises_outside_the_alias_and_accumulates_under_it():
     y.backward()
     with pytest.raises(RuntimeError):
         y.backward()
+
+
+def test_alias_notes_input_shapes_only_while_installed():
+    from leafgrad.core import AddConstant, Function
+    compat.uninstall()
+    compat.install()
+    try:
+        assert AddConstant._keeps
+        x = leafgrad.Variable(np.ones((2, 3), np.float32))
+        y = F.exp(x + 1)
+        stand_in = y.creator.inputs[0]
+        assert stand_in.data is None and (stand_in.shape, stand_in.dtype) == ((2, 3), np.float32)
+    finally:
+        compat.uninstall()
+    assert not AddConstant._keeps and Function._keep is leafgrad.core._keep_declared
+    y = F.exp(leafgrad.Variable(np.ones((2, 3))) + 1)
+    assert y.creator.inputs[0].shape is None and y.creator.inputs[0].creator._input_meta is None
+
+
+def _graph_functions(y):
+    """Every function found by walking ``creator.inputs`` from ``y`` (DeZero's way), each once."""
+    seen, stack, order = set(), [y.creator], []
+    while stack:
+        f = stack.pop()
+        if f is None or f in seen:
+            continue
+        seen.add(f)
+        order.append(f)
+        stack.extend(x.creator for x in f.inputs)
+    return order
+
+
+def _gradient_cases():
+    from test_gradients import CASES
+    return CASES
+
+
+@pytest.mark.parametrize("case", _gradient_cases(), ids=lambda c: c.name)
+def test_inputs_and_outputs_read_as_the_seeds_say_for_every_function(case):
+    """For every row of the gradient table: each function's ``inputs`` are Variables standing where the
+    graph's edges say, each computed input is its creator's output, and reading changes no gradient."""
+    from leafgrad import graph
+    grads = []
+    for read in (False, True):
+        arrays = case.arrays()
+        variables = [leafgrad.Variable(arrays[k]) for k in case.wrt]
+        loss = case.loss(variables, arrays)
+        if read:
+            for f in _graph_functions(loss):
+                inputs = f.inputs
+                extra = 0 if f._dezero_constant is None else 1
+                assert len(inputs) == len(f._edges) + extra, type(f).__qualname__
+                assert f.inputs == inputs  # the same objects on a second read
+                for k, (kind, target, index) in enumerate(graph.inputs_of(f)):
+                    x = inputs[k + (1 if extra and f._dezero_constant <= k else 0)]
+                    assert isinstance(x, leafgrad.Variable)
+                    if kind == graph.COMPUTED:
+                        assert x.creator is target and target.outputs[index]() is x
+                    elif kind == graph.LEAF:
+                        assert x is target
+                    else:
+                        assert x.creator is None and not x.requires_grad
+        loss.backward()
+        grads.append([v.grad.data for v in variables])
+    for g0, g1 in zip(*grads):
+        np.testing.assert_array_equal(g0, g1)
+
+
+@pytest.mark.parametrize("case", [c for c in _gradient_cases() if 2 in c.orders and c.recorded],
+                         ids=lambda c: c.name)
+def test_the_recorded_gradient_graph_reads_as_the_seeds_say(case):
+    """The graph a ``create_graph=True`` backward builds is walked the same way; the second order is unchanged."""
+    seconds = []
+    for read in (False, True):
+        arrays = case.arrays()
+        variables = [leafgrad.Variable(arrays[k]) for k in case.wrt]
+        case.loss(variables, arrays).backward(create_graph=True)
+        g = variables[0].grad
+        for v in variables:
+            v.cleargrad()
+        total = F.sum(g * g)
+        if read:
+            for f in _graph_functions(total):
+                for x in f.inputs:
+                    assert isinstance(x, leafgrad.Variable)
+                    if x.creator is not None:
+                        assert x.creator.outputs[x._output_index]() is x
+        total.backward()
+        seconds.append([None if v.grad is None else v.grad.data for v in variables])
+    for g0, g1 in zip(*seconds):
+        if g0 is None:
+            assert g1 is None
+        else:
+            np.testing.assert_array_equal(g0, g1)
