@@ -377,7 +377,8 @@ class VariableStandIn(Variable):
     same graph as DeZero), holds its array only where a function kept it, and
     knows its ``shape`` and ``dtype`` where the graph does (from that array, or,
     under the ``dezero`` alias, from what each function notes of its inputs);
-    else they read None.  A dropped Variable's ``name`` is not remembered: None.
+    else they read None.  Its ``name`` is the one the Variable had when this
+    function used it under the alias, else None.
     """
 
     __slots__ = ("_shape", "_dtype")
@@ -422,8 +423,8 @@ def set_dezero_semantics(on: bool) -> None:
     """Switch DeZero's semantics on or off (``leafgrad.compat`` does it when it installs the alias).
 
     On: ``backward()`` keeps the graph's saved data (``retain_graph=True``), so a second
-    ``backward()`` accumulates as in DeZero, and every recorded function notes the shape
-    and dtype of its inputs, so that the stand-ins of ``Function.inputs`` know them.
+    ``backward()`` accumulates as in DeZero, and every recorded function notes the shape,
+    dtype and name of its inputs, so that the stand-ins of ``Function.inputs`` know them.
     Off (the default): leafgrad's behaviour, and nothing extra on ``Function.__call__``'s path.
     """
     global _dezero_semantics
@@ -657,7 +658,7 @@ class Function:
     # Defaults, so that reading them on a function that kept nothing is not an error.
     _inputs: Optional[list] = None
     _standins: Optional[dict] = None  # stand-ins made by reading ``inputs`` (graph.input_variables)
-    _input_meta: Optional[list] = None  # (shape, dtype) of each input, kept under the dezero alias only
+    _input_meta: Optional[list] = None  # (shape, dtype, name) of each input, noted under the dezero alias only
     #: Where DeZero's graph has a constant Variable that this one-input form keeps as the number ``c``.
     _dezero_constant: Optional[int] = None
     _kept_inputs: Optional[tuple] = None
@@ -677,9 +678,9 @@ _keep_declared = Function._keep
 
 
 def _keep_noting_inputs(self: Function, inputs: list, xs: list, outputs: list) -> None:
-    """``Function._keep`` under the dezero alias: also note each input's shape and dtype."""
+    """``Function._keep`` under the dezero alias: also note each input's shape, dtype and name."""
     _keep_declared(self, inputs, xs, outputs)
-    self._input_meta = [None if x is None else (x.shape, x.dtype) for x in xs]
+    self._input_meta = [None if x is None else (x.shape, x.dtype, v.name) for x, v in zip(xs, inputs)]
 
 
 def _float_kind(dtype: Any) -> bool:

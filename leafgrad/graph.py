@@ -200,10 +200,11 @@ def input_variables(func: Any) -> Optional[list]:
             continue
         v = standins.get(k)
         if v is None:
-            shape, dtype = meta[k] if meta is not None and meta[k] is not None else (None, None)
+            shape, dtype, name = meta[k] if meta is not None and meta[k] is not None else (None, None, None)
             if edge is None or edge is RELEASED_LEAF:
                 v = core.VariableStandIn(_kept_input(func, k), shape, dtype)
                 v.requires_grad = edge is RELEASED_LEAF
+                v.name = name
             else:
                 creator, index = edge if type(edge) is tuple else (edge, 0)
                 v = creator.outputs[index]()
@@ -214,6 +215,7 @@ def input_variables(func: Any) -> Optional[list]:
                     if shape is None and len(creator.outputs) > 1:
                         shape, dtype = creator._output_meta[index]
                     v = core.VariableStandIn(data, shape, dtype)
+                    v.name = name
                     v.creator = creator
                     v.generation = creator.generation + 1
                     v._output_index = index

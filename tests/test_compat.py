@@ -611,6 +611,11 @@ def test_alias_notes_input_shapes_only_while_installed():
         y = F.exp(x + 1)
         stand_in = y.creator.inputs[0]
         assert stand_in.data is None and (stand_in.shape, stand_in.dtype) == ((2, 3), np.float32)
+        h = x * 2
+        h.name = "h"
+        z = F.sin(h)
+        del h
+        assert z.creator.inputs[0].name == "h" and z.creator.inputs[0].data is not None  # Sin keeps x
     finally:
         compat.uninstall()
     assert not AddConstant._keeps and Function._keep is leafgrad.core._keep_declared
