@@ -25,6 +25,7 @@ The backward walk itself is in :mod:`leafgrad.engine`.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Optional, Sequence, Union
 
@@ -501,6 +502,14 @@ class Function:
         # A book-style function (declaring nothing) always gets Variables and returns them.
         cls._unwrap_gradients = cls.retain_inputs is None or (
             "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad."))
+        # A backward written outside leafgrad that reads ``self.outputs[i]()`` (as DeZero's own Exp,
+        # Tanh, Sigmoid do) finds its outputs alive when it runs, as in DeZero: it is wrapped to
+        # revive the dropped ones (graph.revive_outputs), and a book-style one keeps their arrays.
+        backward = cls.__dict__.get("backward")
+        code = getattr(backward, "__code__", None)
+        if code is not None and "outputs" in code.co_names and not cls.__module__.startswith("leafgrad."):
+            cls.backward = _with_outputs_alive(backward)
+            cls._reads_outputs = True
         # Whether a recorded call keeps anything besides its edges (see _keep).
         cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION or _dezero_semantics
 
@@ -548,6 +557,8 @@ class Function:
         retain = self.retain_inputs
         if retain is None:
             self._inputs = inputs
+            if self._reads_outputs:  # its backward reads self.outputs[i](): graph.revive_outputs
+                self.output_data = [y.data for y in outputs]
         elif retain:
             self._kept_inputs = tuple([xs[i] for i in retain])
         if self.retain_outputs:
@@ -670,6 +681,7 @@ class Function:
     #: True once backward ran through this function without retain_graph: its data is gone.
     _released = False
     _unwrap_gradients = False
+    _reads_outputs = False
     _keeps = True
     _input_dtypes: Optional[list] = None
 
@@ -681,6 +693,17 @@ def _keep_noting_inputs(self: Function, inputs: list, xs: list, outputs: list) -
     """``Function._keep`` under the dezero alias: also note each input's shape, dtype and name."""
     _keep_declared(self, inputs, xs, outputs)
     self._input_meta = [None if x is None else (x.shape, x.dtype, v.name) for x, v in zip(xs, inputs)]
+
+
+def _with_outputs_alive(backward: Any) -> Any:
+    """``backward`` run with the function's dropped outputs revived, so ``self.outputs[i]()`` is a Variable."""
+
+    @functools.wraps(backward)
+    def backward_with_outputs(self: Function, *gys: Any) -> Any:
+        alive = graph.revive_outputs(self)  # noqa: F841 (held while backward runs)
+        return backward(self, *gys)
+
+    return backward_with_outputs
 
 
 def _float_kind(dtype: Any) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 from leafgrad import core  # only its classes, read when a function runs (core imports this module)
 from leafgrad.cuda import array_types
 
-__all__ = ["connect", "input_variable", "output_variable", "input_variables",
+__all__ = ["connect", "input_variable", "output_variable", "input_variables", "revive_outputs",
            "edge_to", "inputs_of", "functions_of", "leaves_of", "leaf_edge_counts", "unchain",
            "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF"]
 
@@ -235,6 +235,25 @@ def input_variables(func: Any) -> Optional[list]:
             c.requires_grad = False
         variables.insert(position, c)
     return variables
+
+
+def revive_outputs(func: Any) -> list:
+    """Make each dropped output of ``func`` a graph-connected Variable again, for its backward to read.
+
+    A book-style backward may read ``self.outputs[i]()`` (DeZero's Exp, Tanh, Sigmoid
+    do): in DeZero the output is alive because the function that used it keeps it.
+    Here such a function kept its outputs' arrays (``Function._reads_outputs``); the
+    returned list holds the revived Variables while the backward runs.
+    """
+    held = []
+    data = func.output_data
+    for i, ref in enumerate(func.outputs):
+        y = ref()
+        if y is None and data is not None:
+            y = _make_output(func, i, data[i])
+            func.outputs[i] = weakref.ref(y)
+        held.append(y)
+    return held
 
 
 def _kept_input(func: Any, k: int) -> Any:
