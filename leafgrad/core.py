@@ -323,7 +323,7 @@ class Variable:
         return _with_operand(self, other, Add, AddConstant)
 
     def __sub__(self, other: Any) -> "Variable":
-        return _with_operand(self, other, Sub, _subtract_constant)
+        return _with_operand(self, other, Sub, SubConstant)
 
     def __rsub__(self, other: Any) -> "Variable":
         return _with_operand(self, other, Sub, ConstantSub, reflected=True)
@@ -438,9 +438,12 @@ def set_dezero_semantics(on: bool) -> None:
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        if "_keeps" in cls.__dict__ or cls is Function:
-            cls._keeps = (cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION
-                          or on)
+        cls._keeps = _keeps(cls)
+
+
+def _keeps(cls: type) -> bool:
+    """Whether a recorded call of a ``cls`` function keeps anything besides its edges (see ``Function._keep``)."""
+    return cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION or _dezero_semantics
 
 
 def _functions():
@@ -510,8 +513,7 @@ class Function:
         if code is not None and "outputs" in code.co_names and not cls.__module__.startswith("leafgrad."):
             cls.backward = _with_outputs_alive(backward)
             cls._reads_outputs = True
-        # Whether a recorded call keeps anything besides its edges (see _keep).
-        cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION or _dezero_semantics
+        cls._keeps = _keeps(cls)
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
         """Run ``forward`` on the inputs' arrays; record this function in the graph when recording is on.
@@ -905,13 +907,11 @@ class SubConstant(Sub):
         return gy
 
 
-_subtract_constant = SubConstant
-
 
 @checked(x0=ARRAY, x1=ARRAY)
 def sub(x0: Any, x1: Any) -> Variable:
     """``x0 - x1``."""
-    return _binary(x0, x1, Sub, _subtract_constant, ConstantSub)
+    return _binary(x0, x1, Sub, SubConstant, ConstantSub)
 
 
 @checked(x0=ARRAY, x1=ARRAY)

@@ -620,7 +620,7 @@ def test_alias_notes_input_shapes_only_while_installed():
         assert z.creator.inputs[0].name == "h" and z.creator.inputs[0].data is not None  # Sin keeps x
     finally:
         compat.uninstall()
-    assert not AddConstant._keeps and Function._keep is leafgrad.core._keep_declared
+    assert AddConstant._keeps == leafgrad.core._LEGACY_PROMOTION and Function._keep is leafgrad.core._keep_declared
     y = F.exp(leafgrad.Variable(np.ones((2, 3))) + 1)
     assert y.creator.inputs[0].shape is None and y.creator.inputs[0].creator._input_meta is None
 
