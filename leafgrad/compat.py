@@ -185,7 +185,9 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
             return None
         if fullname in _PROXIES:
             loader = _AliasLoader(fullname, None)
-            is_pkg = fullname == ALIAS
+            # a package when leafgrad's module is one, so that ``import dezero.functions.conv`` works
+            source = _PROXIES[fullname][-1]
+            is_pkg = fullname == ALIAS or importlib.util.find_spec(source).submodule_search_locations is not None
         else:
             real = TARGET + fullname[len(ALIAS):]
             try:

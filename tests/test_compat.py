@@ -424,6 +424,11 @@ def test_every_dezero_name_is_importable_as_the_same_kind(alias):
     assert "Function" not in vars(leafgrad.functions) and "Variable" not in vars(leafgrad.utils)
 
 
+def test_leafgrad_submodules_import_through_the_proxies(alias):
+    import dezero.functions.conv as conv
+    assert conv is importlib.import_module("leafgrad.functions.conv")
+
+
 def test_star_import_takes_dezero_names(alias):
     namespace = {}
     exec("from dezero.functions import *", namespace)
