@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 from leafgrad import core  # only its classes, read when a function runs (core imports this module)
 from leafgrad.cuda import array_types
 
-__all__ = ["connect", "input_variable", "output_variable",
+__all__ = ["connect", "input_variable", "output_variable", "input_variables", "revive_outputs",
            "edge_to", "inputs_of", "functions_of", "leaves_of", "leaf_edge_counts", "unchain",
            "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF"]
 
@@ -128,7 +128,7 @@ def output_variable(func: Any, index: int, data: Any) -> Any:
     same place in the graph, so that gradients through it reach ``func``.
     """
     y = func.outputs[index]()
-    if y is not None:
+    if y is not None and (y.data is not None or type(y) is not core.VariableStandIn):
         return y
     return _make_output(func, index, data)
 
@@ -147,7 +147,9 @@ def input_variable(func: Any, k: int, data: Any) -> Any:
         return edge
     creator, index = edge if type(edge) is tuple else (edge, 0)
     y = creator.outputs[index]()
-    return y if y is not None else _make_output(creator, index, data)
+    if y is not None and (y.data is not None or type(y) is not core.VariableStandIn):
+        return y
+    return _make_output(creator, index, data)
 
 
 def apply_known(node: Any, data: Any, func: Any, inputs: Sequence[int]) -> Any:
@@ -162,6 +164,104 @@ def apply_known(node: Any, data: Any, func: Any, inputs: Sequence[int]) -> Any:
         raise TypeError(f"apply_known: {type(node).__name__} must declare retain_inputs = ()")
     node.forward = lambda *xs: data  # the result is already known
     return node(*[input_variable(func, k, None) for k in inputs])
+
+
+# =============================================================================
+# Function.inputs as the seeds describe it
+# =============================================================================
+def input_variables(func: Any) -> Optional[list]:
+    """``func.inputs`` as in DeZero, made from the edges when read; None if ``func`` was not recorded.
+
+    * a leaf: the leaf Variable itself;
+    * a computed input: the Variable if it is alive, else a ``VariableStandIn`` at its
+      place in the graph (its ``creator`` and output position), holding the array only
+      where ``func`` or the creator kept it.  The creator's ``outputs`` slot then points
+      (weakly) at that stand-in, so ``creator.outputs[i]()`` and ``func.inputs[k]`` are
+      one object, as in DeZero;
+    * a constant: a constant Variable (the number ``c`` of a one-input form such as
+      ``x * 2`` stands at DeZero's place for it, see ``Function._dezero_constant``).
+
+    Stand-ins are kept on ``func`` (``_standins``) so that reading twice gives the same
+    objects; a backward that releases ``func`` drops them.  Nothing here keeps an array
+    that the graph did not keep already, and no reference cycle is made (a stand-in
+    points up the graph, at the creator; the creator points at it weakly).
+    """
+    edges = func._edges
+    if edges is None:
+        return None
+    standins = func._standins
+    if standins is None:
+        standins = func._standins = {}
+    meta = func._input_meta
+    variables = []
+    for k, edge in enumerate(edges):
+        if _is_leaf(edge):
+            variables.append(edge)
+            continue
+        v = standins.get(k)
+        if v is None:
+            shape, dtype, name = meta[k] if meta is not None and meta[k] is not None else (None, None, None)
+            if edge is None or edge is RELEASED_LEAF:
+                v = core.VariableStandIn(_kept_input(func, k), shape, dtype)
+                v.requires_grad = edge is RELEASED_LEAF
+                v.name = name
+            else:
+                creator, index = edge if type(edge) is tuple else (edge, 0)
+                v = creator.outputs[index]()
+                if v is None:
+                    data = _kept_input(func, k)
+                    if data is None and creator.output_data is not None:
+                        data = creator.output_data[index]
+                    if shape is None and len(creator.outputs) > 1:
+                        shape, dtype = creator._output_meta[index]
+                    v = core.VariableStandIn(data, shape, dtype)
+                    v.name = name
+                    v.creator = creator
+                    v.generation = creator.generation + 1
+                    v._output_index = index
+                    creator.outputs[index] = weakref.ref(v)
+                if type(v) is not core.VariableStandIn:
+                    variables.append(v)  # the user's Variable, alive: never kept here
+                    continue
+                if v.data is None:  # made by another consumer that kept less than this one
+                    v.data = _kept_input(func, k)
+            standins[k] = v
+        variables.append(v)
+    position = func._dezero_constant
+    if position is not None:
+        c = standins.get("c")
+        if c is None:
+            c = standins["c"] = core.Variable(core.as_array(func.c))
+            c.requires_grad = False
+        variables.insert(position, c)
+    return variables
+
+
+def revive_outputs(func: Any) -> list:
+    """Make each dropped output of ``func`` a graph-connected Variable again, for its backward to read.
+
+    A book-style backward may read ``self.outputs[i]()`` (DeZero's Exp, Tanh, Sigmoid
+    do): in DeZero the output is alive because the function that used it keeps it.
+    Here such a function kept its outputs' arrays (``Function._reads_outputs``); the
+    returned list holds the revived Variables while the backward runs.
+    """
+    held = []
+    data = func.output_data
+    for i, ref in enumerate(func.outputs):
+        y = ref()
+        if y is None and data is not None:
+            y = _make_output(func, i, data[i])
+            func.outputs[i] = weakref.ref(y)
+        held.append(y)
+    return held
+
+
+def _kept_input(func: Any, k: int) -> Any:
+    """The array of input ``k`` if ``func`` kept it (``retain_inputs``), else None."""
+    kept = func._kept_inputs
+    if kept is not None and k in func.retain_inputs:
+        return kept[func.retain_inputs.index(k)]
+    return None
 
 
 # =============================================================================
