@@ -166,3 +166,88 @@ def test_missing_onnx_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_onnx)
     with pytest.raises(ImportError, match=r"leafgrad\[onnx\]"):
         export(models.MLP([2]), randn(1, 2), None)
+
+
+# =============================================================================
+# leafgrad export RUN_DIR
+# =============================================================================
+import csv  # noqa: E402
+import json  # noqa: E402
+
+from cli_helpers import assert_one_sentence_error, no_pictures, run, trees, write_csv  # noqa: E402,F401
+
+
+def raw_features(path, names):
+    """The CSV's columns ``names`` as float64 rows: what one reads from the file, unscaled."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return np.array([[float(r[n]) for n in names] for r in rows])
+
+
+def test_cli_export_predicts_as_predict_does(tmp_path, capsys, no_pictures):
+    data = trees(tmp_path / "trees.csv")
+    out = str(tmp_path / "run")
+    assert run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "3", "--out", out, "--quiet")[0] == 0
+    code, stdout, err = run(capsys, "export", out, "--out", tmp_path / "trees.onnx")
+    assert code == 0, err
+    assert stdout.startswith(f"wrote {tmp_path / 'trees.onnx'}: raw features height, density")
+    assert run(capsys, "predict", out, "--data", data, "--out", tmp_path / "p.csv", "--quiet")[0] == 0
+    with open(tmp_path / "p.csv", newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+
+    s = session(tmp_path / "trees.onnx")
+    meta = s.get_modelmeta().custom_metadata_map
+    features, classes = json.loads(meta["features"]), json.loads(meta["classes"])
+    assert features == ["height", "density"] and classes == ["birch", "oak", "pine"]
+    assert [i.name for i in s.get_inputs()] == ["features"]
+    scores, probabilities = s.run(None, {"features": raw_features(data, features)})
+    assert [classes[k] for k in probabilities.argmax(axis=1)] == [r[0] for r in rows]
+    assert header[1:] == [f"probability_{c}" for c in classes]
+    np.testing.assert_allclose(probabilities, np.array([[float(v) for v in r[1:]] for r in rows]), rtol=RTOL, atol=1e-7)
+
+
+def test_cli_export_regression_default_path(tmp_path, capsys, no_pictures):
+    from cli_helpers import linear
+    data = linear(tmp_path / "lin.csv")
+    out = str(tmp_path / "run")
+    assert run(capsys, "train", "--data", data, "--target", "y", "--task", "regression", "--epochs", "2",
+               "--out", out, "--quiet")[0] == 0
+    assert run(capsys, "export", out, "--quiet") == (0, "", "")
+    assert run(capsys, "predict", out, "--data", data, "--out", tmp_path / "p.csv", "--quiet")[0] == 0
+    with open(tmp_path / "p.csv", newline="", encoding="utf-8") as f:
+        predicted = np.array([float(r[0]) for r in list(csv.reader(f))[1:]])
+    s = session(tmp_path / "run" / "model.onnx")
+    features = json.loads(s.get_modelmeta().custom_metadata_map["features"])
+    scores, = s.run(None, {"features": raw_features(data, features)})
+    np.testing.assert_allclose(scores[:, 0], predicted, rtol=RTOL, atol=RTOL * np.abs(predicted).max())
+
+
+def test_cli_export_bad_runs(tmp_path, capsys, no_pictures):
+    code, _, err = run(capsys, "export", tmp_path / "nothing")
+    assert_one_sentence_error(code, err, "no run to export there")
+    builtin = str(tmp_path / "spiral")
+    assert run(capsys, "train", "--epochs", "1", "--out", builtin, "--quiet")[0] == 0
+    code, _, err = run(capsys, "export", builtin)
+    assert_one_sentence_error(code, err, "built-in data set", "leafgrad export reads runs")
+    data = trees(tmp_path / "trees.csv", n=30)
+    good = str(tmp_path / "run")
+    assert run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "1", "--out", good, "--quiet")[0] == 0
+    code, _, err = run(capsys, "export", good, "--out", tmp_path / "no" / "m.onnx")
+    assert_one_sentence_error(code, err, "does not exist")
+
+
+def test_cli_export_cnn_on_npz_images(tmp_path, capsys, no_pictures):
+    rng = np.random.RandomState(0)
+    t = np.arange(20) % 2
+    x = rng.rand(20, 8, 8).astype(np.float32)
+    x[t == 1, :4] += 1.0
+    np.savez(tmp_path / "img.npz", x=x, t=np.array(["dark", "bright"])[t])
+    out = str(tmp_path / "run")
+    assert run(capsys, "train", "--data", tmp_path / "img.npz", "--model", "cnn", "--hidden", "8", "--epochs", "1",
+               "--out", out, "--quiet")[0] == 0
+    assert run(capsys, "export", out, "--quiet")[0] == 0
+    assert run(capsys, "predict", out, "--data", tmp_path / "img.npz", "--out", tmp_path / "p.csv", "--quiet")[0] == 0
+    with open(tmp_path / "p.csv", newline="", encoding="utf-8") as f:
+        want = np.array([[float(v) for v in r[1:]] for r in list(csv.reader(f))[1:]])
+    _, probabilities = session(tmp_path / "run" / "model.onnx").run(None, {"features": x.reshape(20, 64).astype(np.float64)})
+    np.testing.assert_allclose(probabilities, want, rtol=RTOL, atol=1e-7)
