@@ -251,3 +251,14 @@ def test_cli_export_cnn_on_npz_images(tmp_path, capsys, no_pictures):
         want = np.array([[float(v) for v in r[1:]] for r in list(csv.reader(f))[1:]])
     _, probabilities = session(tmp_path / "run" / "model.onnx").run(None, {"features": x.reshape(20, 64).astype(np.float64)})
     np.testing.assert_allclose(probabilities, want, rtol=RTOL, atol=1e-7)
+
+
+def test_readme_export_snippet(tmp_path, monkeypatch, capsys):
+    import os
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"),
+              encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("```python export_cnn.py\n") + len("```python export_cnn.py\n")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(text[start:text.index("```", start)], "export_cnn.py", "exec"), {"__name__": "__main__"})
+    assert capsys.readouterr().out == "(5, 10)\n"
