@@ -82,9 +82,13 @@ def export(model: Any, example_input: Any, path: Optional[str] = None, input_nam
             raise ExportError(f"leafgrad.onnx.export: the outputs do not depend on input {n!r} through recorded "
                               "functions (was it converted before the first function, or used only under no_grad?)")
     model_proto = _to_model(onnx, g, input_names, output_names, [(y.shape, y.dtype) for y in ys], metadata)
+    data = model_proto.SerializeToString()  # (once: checked, then written)
+    try:
+        onnx.checker.check_model(data, full_check=True)
+    except Exception as err:  # (onnx's own error types vary between versions)
+        raise ExportError(f"leafgrad.onnx.export: the ONNX model fails onnx.checker: {err}") from err
     if path is not None:
         from leafgrad._atomic import write_atomic
-        data = model_proto.SerializeToString()
         write_atomic(str(path), lambda f: f.write(data))
     return model_proto
 
@@ -152,7 +156,7 @@ def _walk(g: Builder, ys: list, output_names: List[str], params: dict, by_input:
 
 def _to_model(onnx: Any, g: Builder, input_names: List[str], output_names: List[str], output_meta: list,
               metadata: Optional[Dict[str, str]]) -> Any:
-    """The checked ``onnx.ModelProto`` of the builder's nodes."""
+    """The ``onnx.ModelProto`` of the builder's nodes."""
     from onnx import helper, numpy_helper
 
     def info(name: str, shape: tuple, dtype: Any) -> Any:
@@ -173,8 +177,4 @@ def _to_model(onnx: Any, g: Builder, input_names: List[str], output_names: List[
     model.ir_version = 8  # what opset 18 needs: the oldest runtimes that run the opset load the file
     if metadata:
         helper.set_model_props(model, {str(k): str(v) for k, v in metadata.items()})
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except Exception as err:  # (onnx's own error types vary between versions)
-        raise ExportError(f"leafgrad.onnx.export: the ONNX model fails onnx.checker: {err}") from err
     return model
