@@ -11,13 +11,15 @@ A function's ONNX form is a method next to its gradient::
 optional input such as ``b=None``), ``outputs`` the names its results must take.
 ``g.op`` adds one node; ``g.const`` an initializer; ``g.shape`` / ``g.dtype`` tell
 the example's shape and dtype of any value, so a form can decide statically.
-This module needs only NumPy; ``leafgrad.onnx.export`` turns the nodes into a model.
+This module needs no ``onnx``; ``leafgrad.onnx.export`` turns the nodes into a model.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from leafgrad.cuda import array_types, as_numpy
 
 __all__ = ["Builder", "OPSET"]
 
@@ -64,7 +66,7 @@ class Builder:
 
     def const(self, value: Any, dtype: Any = None, name: Optional[str] = None) -> str:
         """An initializer holding ``value`` (an array or a number; ``dtype`` if given); equal small ones are shared."""
-        a = np.asarray(value, dtype=dtype)
+        a = np.asarray(as_numpy(value) if isinstance(value, array_types) else value, dtype=dtype)  # (CuPy too)
         key = None
         if name is None and a.size <= 16:
             key = (a.dtype.str, a.shape, a.tobytes())
