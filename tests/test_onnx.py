@@ -174,6 +174,7 @@ def test_missing_onnx_names_the_extra(monkeypatch):
 # =============================================================================
 import csv  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 
 from cli_helpers import assert_one_sentence_error, no_pictures, run, trees, write_csv  # noqa: E402,F401
 
@@ -229,12 +230,16 @@ def test_cli_export_bad_runs(tmp_path, capsys, no_pictures):
     builtin = str(tmp_path / "spiral")
     assert run(capsys, "train", "--epochs", "1", "--out", builtin, "--quiet")[0] == 0
     code, _, err = run(capsys, "export", builtin)
-    assert_one_sentence_error(code, err, "built-in data set", "leafgrad export reads runs")
+    assert_one_sentence_error(code, err, "built-in data set", "leafgrad export writes runs")
     data = trees(tmp_path / "trees.csv", n=30)
     good = str(tmp_path / "run")
     assert run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "1", "--out", good, "--quiet")[0] == 0
     code, _, err = run(capsys, "export", good, "--out", tmp_path / "no" / "m.onnx")
     assert_one_sentence_error(code, err, "does not exist")
+    with open(os.path.join(good, "model.npz"), "wb") as f:
+        f.write(b"not a weights file")
+    code, _, err = run(capsys, "export", good)
+    assert_one_sentence_error(code, err, "cannot load the weights of")
 
 
 def test_cli_export_without_onnx(tmp_path, capsys, no_pictures, monkeypatch):
@@ -273,3 +278,25 @@ def test_readme_export_snippet(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(text[start:text.index("```", start)], "export_cnn.py", "exec"), {"__name__": "__main__"})
     assert capsys.readouterr().out == "(5, 10)\n"
+
+
+def test_cli_standardization_zeroes_constant_features(tmp_path):
+    """A run that lists features constant in its training rows (they read as 0): the ONNX form does the same."""
+    from leafgrad.cli.export import _pipeline
+    from leafgrad.cli.table import DataInfo
+
+    class WithConstant(DataInfo):
+        def scale(self, x):
+            z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+            z[:, self.constant] = 0.0
+            return z.astype(np.float32)
+
+    info = WithConstant(["a", "b", "c"], "t", "classification", ["x", "y"], 2, [1.0, 5.0, -2.0], [2.0, 1.0, 0.5],
+                        None, "")
+    info.constant = [1]
+    model = models.MLP([4, 2])
+    x = np.random.default_rng(0).normal(3.0, 2.0, (6, 3))
+    export(_pipeline(model, info, "mlp"), x, str(tmp_path / "m.onnx"), input_names=["features"])
+    got = session(tmp_path / "m.onnx").run(None, {"features": x})
+    for g, w in zip(got, leafgrad_outputs(_pipeline(model, info, "mlp"), x)):
+        assert_same(g, w)

@@ -6,12 +6,15 @@ import sys
 from typing import Optional, Sequence
 
 from leafgrad.cli.errors import DataError, UsageError, sentence
-from leafgrad.cli.options import (add_export_arguments, add_generate_arguments, add_graph_arguments,
-                                  add_predict_arguments, add_train_arguments)
+from leafgrad.cli.options import (add_generate_arguments, add_graph_arguments, add_predict_arguments,
+                                  add_train_arguments)
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("train", "predict", "graph", "generate", "export")
+COMMANDS = ("train", "predict", "graph", "generate")
+
+
+COMMANDS += ("export",)  # (leafgrad export: a run as an ONNX model)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "feature values, standardizes them as the run did, and returns the scores "
                                         "(and, for classification, the probabilities); needs "
                                         'pip install "leafgrad[onnx]".')
+    from leafgrad.cli.options import add_export_arguments
     add_export_arguments(export)
     export.set_defaults(func=_export)
 

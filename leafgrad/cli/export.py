@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 
 from leafgrad.cli.errors import DataError, UsageError
-from leafgrad.cli.predict import _load_info, load_model
+from leafgrad.cli.predict import _load_info
 from leafgrad.cli.run_folder import WEIGHTS, read_run
 from leafgrad.cli.table import DataInfo
+from leafgrad.cli.train import build_model
 from leafgrad.core import Function
+from leafgrad.serialization import SerializationError
 
 __all__ = ["cmd_export"]
 
@@ -36,7 +38,7 @@ class _Standardize(Function):
         self.info = info
 
     def forward(self, x):
-        return self.info.scale(x)
+        return self.info.scale(x)  # (a feature constant in the training rows, if the run lists them, reads 0)
 
     def backward(self, gy):
         return gy / self.info.std.astype(gy.dtype)
@@ -45,6 +47,11 @@ class _Standardize(Function):
         """ONNX form: Sub and Div in float64 (the input cast first if it is not), then Cast to float32."""
         x = inputs[0] if g.dtype(inputs[0]) == np.float64 else g.op("Cast", inputs[0], to=11)  # 11: DOUBLE
         z = g.op("Div", g.op("Sub", x, g.const(self.info.mean)), g.const(self.info.std))
+        constant = list(getattr(self.info, "constant", None) or ())
+        if constant:
+            kept = np.ones(len(self.info.mean), dtype=bool)
+            kept[constant] = False
+            z = g.op("Where", g.const(kept), z, g.const(0.0, dtype=np.float64))
         g.op("Cast", z, out=outputs[0], to=1)  # 1: FLOAT
 
 
@@ -65,7 +72,11 @@ def _pipeline(model: Any, info: DataInfo, kind: str) -> Any:
 def cmd_export(args: argparse.Namespace) -> int:
     """``leafgrad export``: write the run in ``RUN_DIR`` as an ONNX model."""
     record = read_run(args.run, "RUN_DIR", need=(WEIGHTS,), purpose="to export")
-    info = _load_info(args.run, record, "export")
+    if "data_info" not in record and record.get("kind") != "text":
+        raise UsageError(f"{args.run} was trained on the built-in data set "
+                         f"{record['config'].get('dataset', 'a built-in data set')}; leafgrad export writes runs "
+                         "trained on your own file (leafgrad train --data PATH)")
+    info = _load_info(args.run, record)
     config = record["config"]
     out = args.out if args.out is not None else os.path.join(args.run, "model.onnx")
     folder = os.path.dirname(os.path.abspath(out))
@@ -76,7 +87,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ImportError:
         raise DataError('leafgrad export needs the onnx package: pip install "leafgrad[onnx]"') from None
-    model = load_model(args.run, config, info)
+    model = build_model(config["model"], config["hidden"], info.outputs)
+    try:
+        model.load_weights(os.path.join(args.run, WEIGHTS))
+    except (SerializationError, OSError, ValueError) as err:
+        raise UsageError(f"cannot load the weights of {args.run}: {str(err).splitlines()[0]}") from None
     example = np.zeros((2, len(info.features)), dtype=np.float64)
     names = ["scores"] if info.task == "regression" else ["scores", "probabilities"]
     metadata = {"features": json.dumps(info.features), "target": info.target, "task": info.task,

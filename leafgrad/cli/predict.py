@@ -34,27 +34,17 @@ def _default_out(data: str) -> str:
     return os.path.splitext(os.path.basename(data))[0] + "-predictions.csv"
 
 
-def _load_info(run: str, record: dict, command: str = "predict") -> DataInfo:
+def _load_info(run: str, record: dict) -> DataInfo:
     if record.get("kind") == "text":
         raise UsageError(f"{run} is a text run (a character-level GPT): continue a text with leafgrad generate {run}")
     if "data_info" not in record:
         trained_on = record["config"].get("dataset", "a built-in data set")
-        raise UsageError(f"{run} was trained on the built-in data set {trained_on}; leafgrad {command} reads runs "
+        raise UsageError(f"{run} was trained on the built-in data set {trained_on}; leafgrad predict reads runs "
                          "trained on your own file (leafgrad train --data PATH)")
     try:
         return DataInfo.from_json(record["data_info"])
     except (KeyError, TypeError, ValueError) as err:
         raise UsageError(f"{run}: cannot read the data description in run.json ({err})") from None
-
-
-def load_model(run: str, config: dict, info: DataInfo) -> Any:
-    """The model of the run in ``run``, its weights loaded (a DataError when they cannot be)."""
-    model = build_model(config["model"], config["hidden"], info.outputs)
-    try:
-        model.load_weights(os.path.join(run, WEIGHTS))
-    except (SerializationError, OSError) as err:
-        raise DataError(f"cannot load the weights of {run}: {str(err).splitlines()[0]}") from None
-    return model
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -71,7 +61,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write --out {out}: folder {folder} does not exist")
 
     x, truth = read_for_prediction(args.data, info)
-    model = load_model(args.run, config, info)
+    model = build_model(config["model"], config["hidden"], info.outputs)
+    try:
+        model.load_weights(os.path.join(args.run, WEIGHTS))
+    except (SerializationError, OSError) as err:
+        raise DataError(f"cannot load the weights of {args.run}: {str(err).splitlines()[0]}") from None
     if device == "gpu":
         model.to_gpu()  # predict() sends each batch where the weights are and brings the outputs back
     y = predict(model, shape_for(config["model"], x, info.image_shape))
