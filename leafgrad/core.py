@@ -848,6 +848,10 @@ class Add(Function):
         return (ops.sum_to(gy, self.x0_shape) if need0 else None,
                 ops.sum_to(gy, self.x1_shape) if need1 else None)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Add."""
+        g.op("Add", *inputs, out=outputs[0])
+
 
 @checked(x0=ARRAY, x1=ARRAY)
 def add(x0: Any, x1: Any) -> Variable:
@@ -875,6 +879,10 @@ class AddConstant(Add):
     def backward(self, gy):
         return gy
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Add with the constant."""
+        g.op("Add", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
+
 
 class Sub(Function):
     """``x0 - x1`` with broadcasting."""
@@ -889,6 +897,10 @@ class Sub(Function):
         need0, need1 = self.needs_input_grad
         return (ops.sum_to(gy, self.x0_shape) if need0 else None,
                 ops.sum_to(-gy, self.x1_shape) if need1 else None)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Sub."""
+        g.op("Sub", *inputs, out=outputs[0])
 
 
 class SubConstant(Sub):
@@ -935,6 +947,10 @@ class ConstantSub(Sub):
     def backward(self, gy):
         return -gy
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Sub with the constant."""
+        g.op("Sub", g.scalar(self.c, inputs[0]), inputs[0], out=outputs[0])
+
 
 class Neg(Function):
     """``-x``."""
@@ -946,6 +962,10 @@ class Neg(Function):
 
     def backward(self, gy):
         return -gy
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Neg."""
+        g.op("Neg", *inputs, out=outputs[0])
 
 
 @checked(x=ARRAY)
@@ -968,6 +988,10 @@ class Mul(Function):
         need0, need1 = self.needs_input_grad
         return (ops.sum_to(gy * x1, x0.shape) if need0 else None,
                 ops.sum_to(gy * x0, x1.shape) if need1 else None)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Mul."""
+        g.op("Mul", *inputs, out=outputs[0])
 
 
 @checked(x0=ARRAY, x1=ARRAY)
@@ -992,6 +1016,10 @@ class MulConstant(Mul):
     def backward(self, gy):
         return gy * self.c
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Mul with the constant."""
+        g.op("Mul", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
+
 
 class Div(Function):
     """``x0 / x1`` with broadcasting."""
@@ -1007,6 +1035,10 @@ class Div(Function):
         need0, need1 = self.needs_input_grad
         return (ops.sum_to(gy / x1, x0.shape) if need0 else None,
                 ops.sum_to(gy * (-x0 / (x1 * x1)), x1.shape) if need1 else None)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Div."""
+        g.op("Div", *inputs, out=outputs[0])
 
 
 @checked(x0=ARRAY, x1=ARRAY)
@@ -1037,6 +1069,10 @@ class DivConstant(Div):
     def backward(self, gy):
         return gy / self.c
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Div with the constant."""
+        g.op("Div", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
+
 
 class ConstantDiv(Div):
     """``c / x`` for a scalar constant ``c``; backward reads ``x``.
@@ -1057,6 +1093,10 @@ class ConstantDiv(Div):
     def backward(self, gy):
         x, = self.get_retained_inputs()
         return gy * (-self.c) / (x * x)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Div with the constant."""
+        g.op("Div", g.scalar(self.c, inputs[0]), inputs[0], out=outputs[0])
 
 
 # The constant forms are DeZero's classes to code that asks (``isinstance(f, Sub)``) and to
@@ -1083,6 +1123,10 @@ class Pow(Function):
         x, = self.get_retained_inputs()
         c = self.c
         return c * x ** (c - 1) * gy
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Pow with the constant."""
+        g.op("Pow", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
 
 
 @checked(x=ARRAY)

@@ -19,6 +19,7 @@ backward walk (:mod:`leafgrad.engine`) pours gradients into.
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 import weakref
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
@@ -28,7 +29,7 @@ from leafgrad.cuda import array_types
 
 __all__ = ["connect", "input_variable", "output_variable", "input_variables", "revive_outputs",
            "edge_to", "inputs_of", "functions_of", "leaves_of", "leaf_edge_counts", "unchain",
-           "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF"]
+           "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF", "tracing", "traced"]
 
 
 class _ReleasedLeaf:
@@ -77,6 +78,8 @@ def connect(func: Any, inputs: Sequence[Any], outputs: List[Any]) -> bool:
     func._edges = edges
     if len(edges) > 1:  # (a recorded one-input function needs its input's gradient: the class default)
         func.needs_input_grad = tuple([e is not None for e in edges])
+    if _tracing:
+        _trace(func, inputs, outputs, edges)
     generation += 1
     if len(outputs) == 1:
         y = outputs[0]
@@ -90,6 +93,47 @@ def connect(func: Any, inputs: Sequence[Any], outputs: List[Any]) -> bool:
             y._output_index = i
         func.outputs = [weakref.ref(y) for y in outputs]
     return True
+
+
+# =============================================================================
+# Tracing: what an exporter needs besides the edges
+# =============================================================================
+_tracing = 0  # > 0 inside ``tracing()``: ``connect`` then calls ``_trace``
+
+
+def _trace(func: Any, inputs: Sequence[Any], outputs: List[Any], edges: list) -> None:
+    """Give ``func`` its ``_traced``: the arrays of its constant inputs, and every input's and output's (shape, dtype)."""
+    func._traced = ({k: x.data for k, x in enumerate(inputs) if edges[k] is None},
+                    [(None, None) if x.data is None else (x.data.shape, x.data.dtype) for x in inputs],
+                    [(y.data.shape, y.data.dtype) for y in outputs])
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[None]:
+    """While it runs, each function recorded also keeps what ``traced`` returns (for ``leafgrad.onnx``).
+
+    The edges of a constant input lead nowhere, and a function keeps only what
+    its backward declared; an exporter needs the constant arrays themselves
+    (a mask, the ids fed to an embedding, running statistics) and the shapes.
+    """
+    global _tracing
+    _tracing += 1
+    try:
+        yield
+    finally:
+        _tracing -= 1
+
+
+def traced(func: Any) -> Tuple[dict, list, list]:
+    """``(constants, input_meta, output_meta)`` of a function recorded inside ``tracing()``.
+
+    ``constants`` maps an input position to the array of that constant input
+    (``None`` for a missing optional input); the metas are ``(shape, dtype)`` per input and output.
+    """
+    t = getattr(func, "_traced", None)
+    if t is None:
+        raise RuntimeError(f"{type(func).__name__} was not recorded inside graph.tracing()")
+    return t
 
 
 def edge_to(y: Any) -> Any:

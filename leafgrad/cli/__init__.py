@@ -1,5 +1,5 @@
 """The ``leafgrad`` command: ``train`` (watch a model learn), ``predict`` (use what it learnt), ``generate``
-(continue a text with a character-level GPT run), ``graph``.
+(continue a text with a character-level GPT run), ``export`` (a run as an ONNX model), ``graph``.
 
 ``leafgrad train`` with no options trains an MLP on the built-in spiral data set
 (no network, no files); ``--data PATH`` trains on your own CSV or ``.npz``.
@@ -14,7 +14,8 @@ The modules, one concern each: :mod:`.command` (the parser and ``main``),
 :mod:`.options` (every option, its default and its checks), :mod:`.data` (the
 built-in data sets), :mod:`.table` (your own files), :mod:`.run_folder` (the
 files of a run), :mod:`.progress`, :mod:`.plots`, and one module per command:
-:mod:`.train` (and :mod:`.text` for text runs), :mod:`.predict`, :mod:`.generate`, :mod:`.graph`.
+:mod:`.train` (and :mod:`.text` for text runs), :mod:`.predict`, :mod:`.generate`, :mod:`.export`,
+:mod:`.graph`.
 
 Exit status: 0 on success; 2 for a bad option or a bad data file (one sentence
 on stderr, no traceback); 1 when data or a package a command needs is

@@ -14,6 +14,9 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 COMMANDS = ("train", "predict", "graph", "generate")
 
 
+COMMANDS += ("export",)  # (leafgrad export: a run as an ONNX model)
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors become a UsageError (one sentence, exit status 2)."""
 
@@ -34,6 +37,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from leafgrad.cli.generate import cmd_generate
     return cmd_generate(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from leafgrad.cli.export import cmd_export
+    return cmd_export(args)
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -67,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                                           "leafgrad train --dataset shakespeare or --data FILE.txt.")
     add_generate_arguments(generate)
     generate.set_defaults(func=_generate)
+
+    export = sub.add_parser("export", help="write a run trained with --data as an ONNX model",
+                            description="Write a run of leafgrad train --data as an ONNX model that takes the raw "
+                                        "feature values, standardizes them as the run did, and returns the scores "
+                                        "(and, for classification, the probabilities); needs "
+                                        'pip install "leafgrad[onnx]".')
+    from leafgrad.cli.options import add_export_arguments
+    add_export_arguments(export)
+    export.set_defaults(func=_export)
 
     graph = sub.add_parser("graph", help="draw a built-in computational graph (PNG, SVG, PDF or DOT)",
                            description="Draw a built-in computational graph with Graphviz.")

@@ -199,6 +199,13 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``leafgrad export``."""
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder written by leafgrad train --data")
+    p.add_argument("--out", metavar="FILE", help="the ONNX file to write (default: RUN_DIR/model.onnx)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
 def _add_device_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=lower, default="cpu", metavar="DEVICE",
                    help='cpu, or gpu to compute with CuPy on an NVIDIA GPU (default cpu; needs '

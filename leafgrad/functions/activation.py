@@ -54,6 +54,10 @@ class ReLU(Function):
         y, = self.get_retained_outputs()
         return ops.mul(gy, ops.data(y) > 0, overwrite_a=self.may_overwrite_gy)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Relu."""
+        g.op("Relu", *inputs, out=outputs[0])
+
 
 @checked(x=ARRAY)
 def relu(x: Any) -> Variable:
@@ -80,6 +84,10 @@ class LeakyReLU(Function):
         xp = get_array_module(positive)
         dtype = gy.dtype.type
         return gy * xp.where(positive, dtype(1), dtype(self.slope))
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): LeakyRelu."""
+        g.op("LeakyRelu", inputs[0], out=outputs[0], alpha=float(self.slope))
 
 
 @checked(x=ARRAY, slope=NUMBER)
@@ -117,6 +125,10 @@ class Softmax(_OverAxis):
         gx = y * gy
         return gx - y * ops.sum(gx, self.axis, keepdims=True)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Softmax (spelled out over several axes)."""
+        g.softmax(inputs[0], self.axis, outputs[0], log=False)
+
 
 @checked(x=ARRAY, axis=AXIS)
 def softmax(x: Any, axis: Any = 1) -> Variable:
@@ -147,6 +159,10 @@ class LogSoftmax(_OverAxis):
     def backward(self, gy):
         y, = self.get_retained_outputs()
         return gy - ops.exp(y) * ops.sum(gy, self.axis, keepdims=True)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): LogSoftmax (spelled out over several axes)."""
+        g.softmax(inputs[0], self.axis, outputs[0], log=True)
 
 
 @checked(x=ARRAY, axis=AXIS)
@@ -326,6 +342,18 @@ class GELU(Function):
             return ops.call(GELUGradFromOutput("none"), x, gy, ops.data(y))
         return ops.call(GELUGrad(self.approximate), x, gy)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ``x Phi(x)`` with Erf, or the tanh formula (opset 18 has no Gelu)."""
+        x = inputs[0]
+        if self.approximate == "tanh":
+            cube = g.op("Mul", g.op("Mul", x, x), x)
+            inner = g.op("Add", x, g.op("Mul", cube, g.scalar(0.044715, x)))
+            t = g.op("Tanh", g.op("Mul", inner, g.scalar(math.sqrt(2.0 / math.pi), x)))
+        else:
+            t = g.op("Erf", g.op("Mul", x, g.scalar(1.0 / math.sqrt(2.0), x)))
+        half_x = g.op("Mul", x, g.scalar(0.5, x))
+        g.op("Add", half_x, g.op("Mul", half_x, t), out=outputs[0])
+
 
 class GELUGrad(Function):
     """The gradient of GELU, ``gy * gelu'(x)``, from ``x`` and ``gy`` (one pass over cache-sized chunks).
@@ -417,6 +445,10 @@ class ELU(Function):
         positive, = self.saved
         return gy * ops.where(positive, 1.0, y + self.alpha)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Elu."""
+        g.op("Elu", inputs[0], out=outputs[0], alpha=float(self.alpha))
+
 
 @checked(x=ARRAY, alpha=NUMBER)
 def elu(x: Any, alpha: float = 1.0) -> Variable:
@@ -452,6 +484,12 @@ class Softplus(Function):
         y, = self.get_retained_outputs()
         return gy * (1 - ops.exp(y * -self.beta))  # sigmoid(beta x), from the output
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Softplus(beta x) / beta."""
+        x = inputs[0]
+        y = g.op("Softplus", g.op("Mul", x, g.scalar(self.beta, x)))
+        g.op("Div", y, g.scalar(self.beta, x), out=outputs[0])
+
 
 @checked(x=ARRAY, beta=NUMBER)
 def softplus(x: Any, beta: float = 1.0) -> Variable:
@@ -477,6 +515,10 @@ class SiLU(Function):
         x, = self.get_retained_inputs()
         s = ops.sigmoid(x)
         return gy * (s * (1 + x * (1 - s)))
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): x * Sigmoid(x)."""
+        g.op("Mul", inputs[0], g.op("Sigmoid", inputs[0]), out=outputs[0])
 
 
 @checked(x=ARRAY)

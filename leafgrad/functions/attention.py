@@ -121,6 +121,20 @@ class AttentionProbabilities(Function):
         gq, gk = _probabilities_backward(p, gp, q, k, self.scale, need[0], len(need) > 1 and need[1])
         return (gq, gk) if len(need) == 2 else (gq, gk, None)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): MatMul, the causal and given masks (Where / Add), Softmax."""
+        q, k, mask = (list(inputs) + [""])[:3]
+        nq = len(g.shape(q))
+        kt = g.op("Transpose", k, perm=list(range(len(g.shape(k)) - 2)) + [len(g.shape(k)) - 1, len(g.shape(k)) - 2])
+        s = g.op("MatMul", g.op("Mul", q, g.scalar(self.scale, q)), kt)
+        blocked = g.scalar(-np.inf, q)
+        if self.causal:
+            tq, tk = g.shape(q)[nq - 2], g.shape(k)[-2]
+            s = g.op("Where", g.const(np.triu(np.ones((tq, tk), dtype=bool), k=tk - tq + 1)), blocked, s)
+        if mask:
+            s = g.op("Where", mask, s, blocked) if g.dtype(mask) == bool else g.op("Add", s, mask)
+        g.op("Softmax", s, out=outputs[0], axis=-1)
+
 
 class ScaledDotProductAttention(Function):
     """``p v`` with ``p = softmax(q k^T * scale + mask)``.
@@ -160,6 +174,12 @@ class ScaledDotProductAttention(Function):
             gp = ops.matmul(gy, ops.transpose(v, _swap(v.ndim)))
             gq, gk = _probabilities_backward(p, gp, q, k, self.scale, need[0], need[1])
         return (gq, gk, gv) if len(need) == 3 else (gq, gk, gv, None)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ``AttentionProbabilities``' form, then MatMul with ``v``."""
+        p = g.fresh("attention_p")
+        AttentionProbabilities.to_onnx(self, g, [inputs[0], inputs[1]] + list(inputs[3:]), [p])
+        g.op("MatMul", p, inputs[2], out=outputs[0])
 
 
 def _data(x: Any) -> Any:

@@ -63,6 +63,14 @@ class Linear(Function):
             return gx, gW
         return gx, gW, (ops.sum_to(gy, self.b_shape) if need[2] else None)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): MatMul, then Add of the bias if any."""
+        x, W, b = (list(inputs) + [""])[:3]
+        if not b:
+            g.op("MatMul", x, W, out=outputs[0])
+        else:
+            g.op("Add", g.op("MatMul", x, W), b, out=outputs[0])
+
 
 def _linear_error(x_shape: tuple, w_shape: tuple, b_shape: Optional[tuple]) -> Optional[str]:
     if len(w_shape) != 2:
@@ -137,6 +145,10 @@ class Dropout(Function):
         mask, scale = self.saved
         return gy * mask / scale
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): inference, the identity (export records under test_mode())."""
+        g.op("Identity", inputs[0], out=outputs[0])
+
 
 @checked(x=ARRAY, dropout_ratio=NUMBER)
 def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
@@ -197,6 +209,13 @@ class EmbedID(Function):
     def backward(self, gy):
         ids, = self.saved
         return ops.call(EmbedIDGrad(self.w_shape), gy, ids), None
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Gather of rows (ids cast to int64 unless int32 or int64)."""
+        W, ids = inputs
+        if g.dtype(ids) not in (np.int32, np.int64):
+            ids = g.op("Cast", ids, to=7)  # 7: INT64
+        g.op("Gather", W, ids, out=outputs[0], axis=0)
 
 
 class EmbedIDGrad(Function):
