@@ -532,6 +532,7 @@ class Conv2d(Function):
     """
 
     retain_inputs = (0, 1)
+    fresh_gradients = True
 
     def __init__(self, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
         self.stride = pair(stride)
@@ -585,6 +586,7 @@ class Deconv2d(Function):
     """
 
     retain_inputs = (0, 1)
+    fresh_gradients = True
 
     def __init__(self, stride: IntOrPair = 1, pad: IntOrPair = 0, outsize: Any = None) -> None:
         self.stride = pair(stride)
@@ -686,6 +688,8 @@ class _Pool2d(Function):
 
 class Pooling(_Pool2d):
     """Max pooling; keeps only the argmax offsets (``uint8`` for kernels up to 16x16)."""
+
+    fresh_gradients = True
 
     def forward(self, x):
         self._setup(x)
