@@ -404,6 +404,13 @@ class Function:
     retain_inputs: Optional[tuple] = None
     #: Output positions whose arrays backward reads.
     retain_outputs: tuple = ()
+    #: Whether the first-order walk turns Variables that ``backward`` returns into arrays.  Left
+    #: None, it is decided from the declarations: yes for a function written the book's way
+    #: (``retain_inputs`` None), and for a class that redefines ``backward`` without declaring
+    #: ``retain_inputs`` itself (DeZero's style, e.g. a user's subclass of ``F.Softmax``); no for
+    #: a class that declares ``retain_inputs`` next to its ``backward``, whose formula works on
+    #: arrays and Variables alike.  Every Function of leafgrad declares ``retain_inputs`` itself.
+    unwrap_gradients: Optional[bool] = None
     #: Input positions that ``forward`` computes on in floating point: integer and bool arrays there
     #: are converted to float64 first (what NumPy's own functions give), never truncated.
     float_inputs: tuple = ()
@@ -420,11 +427,10 @@ class Function:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # A gradient formula written outside leafgrad may return Variables even on the
-        # first-order walk (DeZero's style, e.g. a subclass of F.Softmax): the walk unwraps them.
-        # A book-style function (declaring nothing) always gets Variables and returns them.
-        cls._unwrap_gradients = cls.retain_inputs is None or (
-            "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad."))
+        unwrap = cls.__dict__.get("unwrap_gradients")
+        if unwrap is None:  # not declared: read from what the class declares about retention
+            unwrap = cls.retain_inputs is None or ("backward" in cls.__dict__ and "retain_inputs" not in cls.__dict__)
+        cls._unwrap_gradients = bool(unwrap)
         # Whether a recorded call keeps anything besides its edges (see _keep).
         cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION
 

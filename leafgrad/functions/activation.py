@@ -104,6 +104,7 @@ class _OverAxis(Function):
 
 class Softmax(_OverAxis):
     """``exp(x) / sum(exp(x))`` over ``axis``, shifted by the maximum; backward keeps only the output."""
+    retain_inputs = ()
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -134,6 +135,7 @@ def softmax_simple(x: Any, axis: Any = 1) -> Variable:
 
 class LogSoftmax(_OverAxis):
     """``x - logsumexp(x)`` over ``axis``; backward keeps only the output."""
+    retain_inputs = ()
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -369,6 +371,7 @@ class GELUGradFromOutput(GELUGrad):
     Exact form only.  Its value does not depend on ``y`` beyond that shortcut, so ``y`` gets
     no gradient; its backward is ``GELUGrad``'s.
     """
+    retain_inputs = (0, 1)
 
     def forward(self, x, gy, y):
         return _by_chunks(_gelu_exact_grad_from_output_kernel, (x, gy, y), 1, masks=1)

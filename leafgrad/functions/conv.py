@@ -686,6 +686,7 @@ class _Pool2d(Function):
 
 class Pooling(_Pool2d):
     """Max pooling; keeps only the argmax offsets (``uint8`` for kernels up to 16x16)."""
+    retain_inputs = ()
 
     def forward(self, x):
         self._setup(x)
@@ -730,6 +731,7 @@ class _FromMaxPooling(Function):
 
 class Pooling2DGrad(_FromMaxPooling):
     """The gradient of max pooling: scatter ``gy`` to the argmax positions (linear in ``gy``)."""
+    retain_inputs = ()
 
     def forward(self, gy):
         return _max_pool_grad(gy, self._take_indexes(), self.input_shape, self.geom)
@@ -740,6 +742,7 @@ class Pooling2DGrad(_FromMaxPooling):
 
 class Pooling2DWithIndexes(_FromMaxPooling):
     """Read an image at the argmax positions of a max pooling (the adjoint of ``Pooling2DGrad``)."""
+    retain_inputs = ()
 
     def forward(self, x):
         return _max_pool_gather(x, self._take_indexes(), self.geom)
@@ -763,6 +766,7 @@ def pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPai
 
 class AveragePooling(_Pool2d):
     """Average pooling; keeps nothing for backward."""
+    retain_inputs = ()
 
     float_inputs = (0,)
     _name = "average_pooling"

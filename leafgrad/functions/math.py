@@ -283,6 +283,7 @@ class Maximum(Function):
 
 class Minimum(Maximum):
     """Element-wise ``minimum(x0, x1)`` with broadcasting."""
+    retain_inputs = ()
 
     _ufunc = "minimum"
     _wins = "less"

@@ -108,6 +108,7 @@ class Max(Function):
 
 class Min(Max):
     """Minimum over ``axis``."""
+    retain_inputs = ()
 
     _reduce = "min"
 
