@@ -122,6 +122,14 @@ def test_every_function_module_is_re_exported_by_the_package(module):
     assert not missing, f"{module}'s {missing} are not re-exported by leafgrad.functions: import the module there"
 
 
+@pytest.mark.parametrize("module", FUNCTION_MODULES)
+def test_function_modules_ask_the_public_switch(module):
+    """forward asks ``leafgrad.config.is_grad_enabled()`` whether the graph is recorded, not a private name."""
+    source = inspect.getsource(importlib.import_module(module))
+    assert "_enable_backprop" not in source, (
+        f"{module} reads the private config._enable_backprop: call leafgrad.config.is_grad_enabled()")
+
+
 # =============================================================================
 # argument kinds: every public function declares them with @checked
 # =============================================================================

@@ -15,7 +15,7 @@ import numpy as np
 
 from leafgrad import ops
 from leafgrad.checks import ARRAY, AXIS, NUMBER, checked, choice, normalize_axes, shape_of
-from leafgrad.config import _enable_backprop
+from leafgrad.config import is_grad_enabled
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import get_array_module
 from leafgrad.functions.math import exp, sigmoid
@@ -71,7 +71,7 @@ class LeakyReLU(Function):
 
     def forward(self, x):
         positive = x > 0
-        if _enable_backprop.get():
+        if is_grad_enabled():
             self.save_for_backward(positive)
         return get_array_module(x).where(positive, x, x * self.slope)
 
@@ -409,7 +409,7 @@ class ELU(Function):
     def forward(self, x):
         xp = get_array_module(x)
         positive = x > 0
-        if _enable_backprop.get():
+        if is_grad_enabled():
             self.save_for_backward(positive)
         neg = xp.expm1(xp.minimum(x, 0))
         neg *= self.alpha

@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterator, Optional, Tuple, Union
 import numpy as np
 
 from leafgrad import ops
-from leafgrad.config import _enable_backprop
+from leafgrad.config import is_grad_enabled
 from leafgrad.core import Function, Variable
 from leafgrad.checks import ARRAY, BOOL, OPTIONAL_ARRAY, OPTIONAL_PAIR, PAIR, SHAPE, checked
 from leafgrad.cuda import get_array_module
@@ -690,7 +690,7 @@ class Pooling(_Pool2d):
 
     def forward(self, x):
         self._setup(x)
-        y, idx = _max_pool(x, self.geom, want_index=_enable_backprop.get())
+        y, idx = _max_pool(x, self.geom, want_index=is_grad_enabled())
         if idx is not None:
             self.save_for_backward(idx)
         return y
