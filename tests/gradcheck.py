@@ -33,6 +33,23 @@ EPS = 1e-6
 RTOL, ATOL = 1e-5, 1e-6
 
 
+class _PublicFunctions:
+    """``leafgrad.functions`` as the gradient table reads it: a name missing there is an error that
+    says how to export it (rather than a bare AttributeError while the tests are collected)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return getattr(F, name)
+        except AttributeError:
+            raise AttributeError(
+                f"leafgrad.functions has no public name {name!r}: list it in the __all__ of its module "
+                f"(leafgrad/functions/<module>.py), which leafgrad.functions re-exports") from None
+
+
+#: What the rows of the gradient table call: ``leafgrad.functions``, with a clear error for a missing name.
+public_functions = _PublicFunctions()
+
+
 def _as_list(ys) -> list:
     return list(ys) if isinstance(ys, (list, tuple)) else [ys]
 

@@ -135,3 +135,26 @@ def test_stable_at_magnitude_1e4(case, dtype):
     grads = case.first(arrays, recorded=False)
     for k, g in zip(case.wrt, grads):
         assert np.all(np.isfinite(g)), f"{case.name}: gradient of input {k} not finite at 1e4: {g}"
+
+
+# =============================================================================
+# reach: every gradient formula of the library runs in some row's graph
+# =============================================================================
+def test_every_library_formula_is_reached_by_a_row():
+    """A Function class of leafgrad that defines ``backward`` appears in the graph a row records
+    (its forward, or its recorded gradient): a class no row reaches has an unchecked formula."""
+    from leafgrad import graph
+    from test_library_rules import LIBRARY_FUNCTIONS
+    reached = set()
+    for case in CASES:
+        arrays = case.arrays()
+        xs = [Variable(arrays[k]) for k in case.wrt]
+        loss = case.loss(xs, arrays)
+        reached |= {type(f) for f in graph.functions_of([loss])}
+        if case.recorded:
+            gs = lg.grad(loss, xs, create_graph=True)
+            reached |= {type(f) for g in gs if g is not None for f in graph.functions_of([g])}
+    unreached = [f"{c.__module__}.{c.__qualname__}" for c in LIBRARY_FUNCTIONS
+                 if "backward" in vars(c) and c not in reached]
+    assert not unreached, (f"no row of tests/test_gradients.py runs {unreached}: add a row for the public "
+                           f"function that uses it (or, for a gradient function, a row calling it, of=None)")
