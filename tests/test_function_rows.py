@@ -60,6 +60,26 @@ def test_gradient_inputs_lie_on_both_sides_of_every_declared_kink(case):
             f"central differences would straddle it")
 
 
+_ONE_INPUT_ELEMENTWISE = [c for c in CASES if c.elementwise and len(c.inputs) == 1]
+
+
+@pytest.mark.parametrize("case", _ONE_INPUT_ELEMENTWISE, ids=[c.name for c in _ONE_INPUT_ELEMENTWISE])
+def test_an_element_wise_function_whose_derivative_jumps_declares_kinks(case):
+    """The derivative on a fine grid over [-3, 3] (where finite and at most 10): a jump of more than
+    5 % is a kink, which the row must declare (and then straddle, checked above)."""
+    grid = np.linspace(-3.0, 3.0, 6001)
+    x = Variable(grid)
+    with np.errstate(all="ignore"):
+        g = lg.grad(F.sum(case.f(x)), [x])[0].data
+    ok = np.isfinite(g) & (np.abs(g) <= 10)
+    both = ok[1:] & ok[:-1]
+    jump = both & (np.abs(np.diff(g)) > 0.05 * (1 + np.abs(g[1:])))
+    if case.kinks is None:
+        where = np.unique(np.round(grid[1:][jump], 2))
+        assert not jump.any(), (f"{case.name}: its derivative jumps near x = {where.tolist()}, and its row "
+                                f"declares no kinks: add kinks=lambda x: [x - where] and inputs on both sides")
+
+
 def test_every_piecewise_linear_row_declares_its_kinks():
     bare = [c.name for c in CASES if c.linear_pieces and c.kinks is None]
     assert not bare, f"rows declared linear_pieces without kinks=...: {bare}"
