@@ -51,6 +51,7 @@ ATTEND = np.array([[True, False, True, True], [False, True, True, False], [True,
 BIAS = np.array([[0.0, -1.5, 0.3, -np.inf], [0.2, 0.0, -0.7, 1.1], [-np.inf, 0.5, 0.0, 0.0]])
 CONDITION = np.array([[True, False, True, True], [False, True, False, True], [True, True, False, False]])
 THIRD = (1, 2, 3)  # third order too, as the book's step 35 does for tanh
+ELEMENTWISE = THIRD  # the old spelling, for rows written before `elementwise=True` (prefer that)
 
 
 def _sigmoid(x):
