@@ -105,5 +105,9 @@ test_mode.__test__ = False  # keep pytest from collecting it as a test
 
 
 def is_grad_enabled() -> bool:
-    """True when functions called now record the graph."""
+    """True when functions called now record the graph.
+
+    A function's ``forward`` asks this to decide whether to compute what only backward needs
+    (an argmax index, a mask), instead of reading the private switch.
+    """
     return _enable_backprop.get()

@@ -484,6 +484,13 @@ class Function:
     retain_inputs: Optional[tuple] = None
     #: Output positions whose arrays backward reads.
     retain_outputs: tuple = ()
+    #: Whether the first-order walk turns Variables that ``backward`` returns into arrays.  Left
+    #: None, it is decided from the declarations: yes for a function written the book's way
+    #: (``retain_inputs`` None), and for a class that redefines ``backward`` without declaring
+    #: ``retain_inputs`` itself (DeZero's style, e.g. a user's subclass of ``F.Softmax``); no for
+    #: a class that declares ``retain_inputs`` next to its ``backward``, whose formula works on
+    #: arrays and Variables alike.  Every Function of leafgrad declares ``retain_inputs`` itself.
+    unwrap_gradients: Optional[bool] = None
     #: Input positions that ``forward`` computes on in floating point: integer and bool arrays there
     #: are converted to float64 first (what NumPy's own functions give), never truncated.
     float_inputs: tuple = ()
@@ -500,17 +507,20 @@ class Function:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # A gradient formula written outside leafgrad may return Variables even on the
-        # first-order walk (DeZero's style, e.g. a subclass of F.Softmax): the walk unwraps them.
-        # A book-style function (declaring nothing) always gets Variables and returns them.
-        cls._unwrap_gradients = cls.retain_inputs is None or (
-            "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad."))
-        # A backward written outside leafgrad that reads ``self.outputs[i]()`` (as DeZero's own Exp,
-        # Tanh, Sigmoid do) finds its outputs alive when it runs, as in DeZero: it is wrapped to
-        # revive the dropped ones (graph.revive_outputs), and a book-style one keeps their arrays.
+        unwrap = cls.__dict__.get("unwrap_gradients")
+        if unwrap is None:
+            # Not declared: a book-style function (declaring nothing) always gets Variables and
+            # returns them; a formula written without declaring its own retention (DeZero's style,
+            # e.g. a subclass of F.Softmax with its own backward) may return Variables even on the
+            # first-order walk. Either way the walk unwraps them.
+            unwrap = cls.retain_inputs is None or ("backward" in cls.__dict__ and "retain_inputs" not in cls.__dict__)
+        cls._unwrap_gradients = bool(unwrap)
+        # Such an undeclared backward that reads ``self.outputs[i]()`` (as DeZero's own Exp, Tanh,
+        # Sigmoid do) finds its outputs alive when it runs, as in DeZero: it is wrapped to revive
+        # the dropped ones (graph.revive_outputs), and a book-style one keeps their arrays.
         backward = cls.__dict__.get("backward")
         code = getattr(backward, "__code__", None)
-        if code is not None and "outputs" in code.co_names and not cls.__module__.startswith("leafgrad."):
+        if code is not None and "outputs" in code.co_names and "retain_inputs" not in cls.__dict__:
             cls.backward = _with_outputs_alive(backward)
             cls._reads_outputs = True
         cls._keeps = _keeps(cls)

@@ -33,6 +33,23 @@ EPS = 1e-6
 RTOL, ATOL = 1e-5, 1e-6
 
 
+class _PublicFunctions:
+    """``leafgrad.functions`` as the gradient table reads it: a name missing there is an error that
+    says how to export it (rather than a bare AttributeError while the tests are collected)."""
+
+    def __getattr__(self, name: str):
+        try:
+            return getattr(F, name)
+        except AttributeError:
+            raise AttributeError(
+                f"leafgrad.functions has no public name {name!r}: list it in the __all__ of its module "
+                f"(leafgrad/functions/<module>.py), which leafgrad.functions re-exports") from None
+
+
+#: What the rows of the gradient table call: ``leafgrad.functions``, with a clear error for a missing name.
+public_functions = _PublicFunctions()
+
+
 def _as_list(ys) -> list:
     return list(ys) if isinstance(ys, (list, tuple)) else [ys]
 
@@ -45,18 +62,43 @@ class GradCase:
     """``f(*inputs)`` with the inputs at positions ``wrt`` differentiated (all float inputs by default).
 
     Inputs that are not differentiated are passed to ``f`` as they are (arrays become constants).
+
+    A row declares here, once, everything the tests read about its function:
+
+    * ``of``: the public name of ``leafgrad.functions`` the row checks (default: the row's ``name``;
+      ``None`` for a row of an internal gradient function or of another module's function);
+    * ``orders``: the derivative orders checked (default ``(1, 2, 3)`` for element-wise rows, else
+      ``(1, 2)``); ``recorded=False``: the function cannot be differentiated on the recorded walk;
+    * ``elementwise``: ``f`` of one input maps each element alone (also checked on 0-d arrays);
+    * ``reference``: the forward computed with NumPy on the same arguments (arrays);
+    * ``kinks``: ``kinks(*inputs)`` gives, for each kink or bound, the signed distance of every
+      element to it: the inputs must lie on both sides of each, and not at it;
+    * ``linear_pieces``: the second derivative is zero away from the kinks;
+    * ``keeps``: what a recorded call keeps until backward: input positions, and ``"output"``
+      (``()``: nothing); every other differentiated input's array is freed right away;
+    * ``stable``: input positions that may hold magnitudes of 1e4 (values and gradients stay finite).
     """
 
     def __init__(self, name: str, f: Callable, inputs: Sequence[np.ndarray],
-                 wrt: Optional[Sequence[int]] = None, orders: Sequence[int] = (1, 2),
-                 recorded: bool = True) -> None:
+                 wrt: Optional[Sequence[int]] = None, orders: Optional[Sequence[int]] = None,
+                 recorded: bool = True, *, of: Optional[str] = "", elementwise: bool = False,
+                 reference: Optional[Callable] = None, kinks: Optional[Callable] = None,
+                 linear_pieces: bool = False, keeps: Optional[Sequence] = None,
+                 stable: Sequence[int] = ()) -> None:
         self.name, self.f = name, f
         self.inputs = [np.asarray(a) for a in inputs]
         if wrt is None:
             wrt = [k for k, a in enumerate(self.inputs) if a.dtype.kind == "f"]
         self.wrt = list(wrt)
+        if orders is None:
+            orders = (1, 2, 3) if elementwise else (1, 2)
         self.orders = tuple(orders)
         self.recorded = recorded  # False: the function cannot be differentiated on the recorded walk
+        self.of = name if of == "" else of
+        self.elementwise, self.reference, self.kinks = elementwise, reference, kinks
+        self.linear_pieces = linear_pieces
+        self.keeps = None if keeps is None else tuple(keeps)
+        self.stable = tuple(stable)
         self.seed = zlib.crc32(name.encode())
         self._weights: dict = {}
 

@@ -1,6 +1,4 @@
 """Element-wise math: sin cos tanh exp log square abs clip maximum minimum where sigmoid."""
-import weakref
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,50 +9,9 @@ import leafgrad.functions as F
 from leafgrad import Variable
 from test_functions_common import check_double, check_grad, rand
 
-ELEMENTWISE = {
-    # name: (leafgrad function, NumPy reference, input transform to stay in the domain)
-    "sin": (F.sin, np.sin, None),
-    "cos": (F.cos, np.cos, None),
-    "tanh": (F.tanh, np.tanh, None),
-    "exp": (F.exp, np.exp, None),
-    "log": (F.log, np.log, np.abs),
-    "square": (F.square, np.square, None),
-    "abs": (F.abs, np.abs, None),
-    "sigmoid": (F.sigmoid, lambda x: 1 / (1 + np.exp(-x)), None),
-    "clip": (lambda x: F.clip(x, -0.6, 0.7), lambda x: np.clip(x, -0.6, 0.7), None),
-}
-
-
-def _input(name, shape=(3, 4), seed=0):
-    x = rand(*shape, seed=seed)
-    fix = ELEMENTWISE[name][2]
-    return np.asarray(fix(x) + 0.5) if fix is not None else x
-
-
-@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
-@pytest.mark.parametrize("shape", [(3, 4), (), (5,)])
-def test_forward_matches_numpy(name, shape):
-    f, ref, _ = ELEMENTWISE[name]
-    x = _input(name, shape)
-    y = f(Variable(x))
-    assert y.shape == np.shape(ref(x))
-    np.testing.assert_allclose(y.data, ref(x), rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
-def test_backward(name):
-    check_grad(ELEMENTWISE[name][0], _input(name))
-
-
-@pytest.mark.parametrize("name", sorted(set(ELEMENTWISE) - {"abs", "clip"}))
-def test_double_backward(name):
-    check_double(ELEMENTWISE[name][0], _input(name, (2, 3)))
-
-
-@pytest.mark.parametrize("name", ["abs", "clip"])
-def test_double_backward_piecewise_linear(name):
-    f = ELEMENTWISE[name][0]
-    check_double(lambda x: f(x) * x, _input(name, (2, 3)))
+# Forward against NumPy, gradients at every order (both sides of each kink), what each keeps:
+# declared in each function's row of tests/test_gradients.py and checked there and in
+# tests/test_function_rows.py.
 
 
 def test_clip_passes_gradient_at_the_bounds_like_dezero():
@@ -141,32 +98,3 @@ def test_maximum_property_broadcasting(shapes, data):
     # every output element sends exactly 1 in total to the two inputs
     total = x0.grad.data.sum() + x1.grad.data.sum()
     np.testing.assert_allclose(total, float(np.prod(shapes.result_shape)))
-
-
-# =============================================================================
-# memory: the input is freed when backward does not need it
-# =============================================================================
-@pytest.mark.parametrize("fn", [F.exp, F.tanh, F.sigmoid, lambda h: F.clip(h, -0.5, 0.5),
-                                lambda h: F.maximum(h, 0.0), lambda h: F.where(h.data > 0, h, 0.0)],
-                         ids=["exp", "tanh", "sigmoid", "clip", "maximum", "where"])
-def test_input_freed_when_backward_does_not_need_it(no_gc, fn):
-    x = Variable(rand(50))
-    h = x * 2.0
-    ref = weakref.ref(h.data)
-    y = fn(h)
-    del h
-    assert ref() is None
-    F.sum(y).backward()
-    assert x.grad is not None
-
-
-@pytest.mark.parametrize("fn", [F.sin, F.log, F.abs], ids=["sin", "log", "abs"])
-def test_input_kept_when_backward_needs_it(no_gc, fn):
-    x = Variable(np.abs(rand(50)) + 1)
-    h = x * 2.0
-    ref = weakref.ref(h.data)
-    y = fn(h)
-    del h
-    assert ref() is not None
-    F.sum(y).backward()
-    assert ref() is None  # released after backward

@@ -1,6 +1,7 @@
 """The memory model: graphs are freed by reference counting alone, and arrays nobody needs die early."""
 import gc
 import tracemalloc
+import types
 import weakref
 
 import numpy as np
@@ -225,20 +226,54 @@ def test_relu_masks_in_place_between_convolutions_and_pooling():
 # =============================================================================
 # After backward, no function holds an array: for every public function
 # =============================================================================
-def _arrays_held(obj, seen=None):
-    """Arrays (and Variables, which hold one) reachable from ``obj``'s containers, not crossing into functions."""
+_SKIP = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+         weakref.ReferenceType, str, int, float, complex, bool, type(None), np.dtype, slice, range)
+
+
+def _arrays_held(obj, seen=None) -> list:
+    """Every array reachable from ``obj`` however wrapped: ``(path, bytes)`` pairs.
+
+    Walks Variables, containers (keys too), bytes / bytearray / memoryview, any object's
+    ``__dict__`` and ``__slots__``; stops at other functions (each is scanned on its own),
+    weak references, classes, modules and plain functions.
+    """
     from leafgrad.cuda import array_types
     seen = set() if seen is None else seen
-    if id(obj) in seen:
+    if id(obj) in seen or isinstance(obj, _SKIP) or isinstance(obj, Function):
         return []
     seen.add(id(obj))
-    if isinstance(obj, array_types + (Variable,)):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        return [a for item in obj for a in _arrays_held(item, seen)]
+    if isinstance(obj, array_types):
+        return [("", int(obj.nbytes))]
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return [("", int(memoryview(obj).nbytes))] if len(obj) else []
+    if isinstance(obj, np.generic):
+        return []
+    children = []
     if isinstance(obj, dict):
-        return [a for item in obj.values() for a in _arrays_held(item, seen)]
-    return []
+        children = [(f"[{k!r}]", v) for k, v in obj.items()] + [(f"(key {k!r})", k) for k in obj]
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        children = [(f"[{i}]", v) for i, v in enumerate(obj)]
+    else:
+        children = [(f".{k}", v) for k, v in getattr(obj, "__dict__", {}).items()]
+        for cls in type(obj).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if hasattr(obj, slot) and slot not in ("__dict__", "__weakref__"):
+                    children.append((f".{slot}", getattr(obj, slot)))
+    return [(path + sub, n) for path, child in children for sub, n in _arrays_held(child, seen)]
+
+
+def _held_by(f) -> list:
+    """``(path, bytes)`` of every array a function object holds: its attributes (the weakly held outputs
+    aside), and anything its class gained at runtime that is not a method or a plain constant."""
+    found = []
+    for name, value in vars(f).items():
+        if name != "outputs":
+            found += [(f"{type(f).__name__}.{name}{path}", n) for path, n in _arrays_held(value)]
+    for cls in type(f).__mro__:
+        for name, value in vars(cls).items():
+            if not name.startswith("__"):
+                found += [(f"{cls.__name__}.{name}{path} (class attribute)", n) for path, n in _arrays_held(value)]
+    return found
 
 
 def _cases():
@@ -256,6 +291,39 @@ def test_no_function_holds_an_array_after_backward(case, no_gc):
     assert functions, "the case built no graph"
     loss.backward()
     for f in graph.functions_of([loss]):  # the released graph stays while `loss` lives
-        held = {name: _arrays_held(value) for name, value in vars(f).items() if name != "outputs"}
-        held = {name: found for name, found in held.items() if found}
-        assert not held, f"{case.name}: {type(f).__name__} still holds arrays in {sorted(held)} after backward"
+        held = _held_by(f)
+        assert not held, (f"{case.name}: {type(f).__name__} still holds {sum(n for _, n in held)} bytes of arrays "
+                          f"after backward: " + ", ".join(f"{path} ({n} bytes)" for path, n in held))
+
+
+class _Box:
+    __slots__ = ("inner",)
+
+
+@pytest.mark.parametrize("wrap", ["namespace", "slots", "bytes", "memoryview", "set", "dict key", "class attribute"])
+def test_the_scan_finds_an_array_however_wrapped(wrap):
+    """The scan above is only as good as what it sees: an array hidden each way is found, with its bytes."""
+    from types import SimpleNamespace
+    a = np.ones(10)
+
+    class Leaky(Function):
+        retain_inputs = ()
+
+    f = Leaky()
+    if wrap == "namespace":
+        f.stash = SimpleNamespace(deep=[{"x": a}])
+    elif wrap == "slots":
+        f.stash = _Box()
+        f.stash.inner = a
+    elif wrap == "bytes":
+        f.stash = a.tobytes()
+    elif wrap == "memoryview":
+        f.stash = memoryview(a)
+    elif wrap == "set":
+        f.stash = {a.tobytes()}
+    elif wrap == "dict key":
+        f.stash = {a.tobytes(): 1}
+    else:
+        type(f).cache = a
+    held = _held_by(f)
+    assert sum(n for _, n in held) == 80, held

@@ -30,7 +30,10 @@ __all__ = ["cmd_export"]
 
 
 class _Standardize(Function):
-    """The run's scaling exactly as ``predict`` applies it: ``(x - mean) / std`` in float64, then float32."""
+    """The run's scaling exactly as ``predict`` applies it: ``(x - mean) / std`` in float64, then float32.
+
+    It exists only to be written out by the exporter (its ``to_onnx``): nothing differentiates it.
+    """
 
     retain_inputs = ()
 
@@ -39,9 +42,6 @@ class _Standardize(Function):
 
     def forward(self, x):
         return self.info.scale(x)  # (a feature constant in the training rows, if the run lists them, reads 0)
-
-    def backward(self, gy):
-        return gy / self.info.std.astype(gy.dtype)
 
     def to_onnx(self, g, inputs, outputs):
         """ONNX form: Sub and Div in float64 (the input cast first if it is not), then Cast to float32."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from leafgrad import ops
 from leafgrad.checks import ARRAY, AXIS, NUMBER, checked, choice, normalize_axes, shape_of
-from leafgrad.config import _enable_backprop
+from leafgrad.config import is_grad_enabled
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import get_array_module
 from leafgrad.functions.math import exp, sigmoid
@@ -101,7 +101,7 @@ class LeakyReLU(Function):
 
     def forward(self, x):
         positive = x > 0
-        if _enable_backprop.get():
+        if is_grad_enabled():
             self.save_for_backward(positive)
         return get_array_module(x).where(positive, x, x * self.slope)
 
@@ -138,6 +138,7 @@ class _OverAxis(Function):
 
 class Softmax(_OverAxis):
     """``exp(x) / sum(exp(x))`` over ``axis``, shifted by the maximum; backward keeps only the output."""
+    retain_inputs = ()
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -172,6 +173,7 @@ def softmax_simple(x: Any, axis: Any = 1) -> Variable:
 
 class LogSoftmax(_OverAxis):
     """``x - logsumexp(x)`` over ``axis``; backward keeps only the output."""
+    retain_inputs = ()
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -423,6 +425,7 @@ class GELUGradFromOutput(GELUGrad):
     Exact form only.  Its value does not depend on ``y`` beyond that shortcut, so ``y`` gets
     no gradient; its backward is ``GELUGrad``'s.
     """
+    retain_inputs = (0, 1)
 
     def forward(self, x, gy, y):
         return _by_chunks(_gelu_exact_grad_from_output_kernel, (x, gy, y), 1, masks=1)
@@ -460,7 +463,7 @@ class ELU(Function):
     def forward(self, x):
         xp = get_array_module(x)
         positive = x > 0
-        if _enable_backprop.get():
+        if is_grad_enabled():
             self.save_for_backward(positive)
         neg = xp.expm1(xp.minimum(x, 0))
         neg *= self.alpha

@@ -16,7 +16,7 @@ import numpy as np
 
 from leafgrad import ops
 from leafgrad.checks import ARRAY, BOOL, OPTIONAL_ARRAY, checked, shape_of
-from leafgrad.config import _enable_backprop
+from leafgrad.config import is_grad_enabled
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import array_types, get_array_module
 
@@ -154,7 +154,7 @@ class ScaledDotProductAttention(Function):
         self.causal = causal
 
     def forward(self, q, k, v, mask=None):
-        if mask is not None and _enable_backprop.get():
+        if mask is not None and is_grad_enabled():
             self.save_for_backward(mask)
         p = _probabilities(q, k, mask, self.scale, self.causal)
         return get_array_module(p).matmul(p, v)

@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterator, Optional, Tuple, Union
 import numpy as np
 
 from leafgrad import ops
-from leafgrad.config import _enable_backprop
+from leafgrad.config import is_grad_enabled
 from leafgrad.core import Function, Variable
 from leafgrad.checks import ARRAY, BOOL, OPTIONAL_ARRAY, OPTIONAL_PAIR, PAIR, SHAPE, checked
 from leafgrad.cuda import get_array_module
@@ -703,12 +703,13 @@ class _Pool2d(Function):
 
 class Pooling(_Pool2d):
     """Max pooling; keeps only the argmax offsets (``uint8`` for kernels up to 16x16)."""
+    retain_inputs = ()
 
     fresh_gradients = True
 
     def forward(self, x):
         self._setup(x)
-        y, idx = _max_pool(x, self.geom, want_index=_enable_backprop.get())
+        y, idx = _max_pool(x, self.geom, want_index=is_grad_enabled())
         if idx is not None:
             self.save_for_backward(idx)
         return y
@@ -753,6 +754,7 @@ class _FromMaxPooling(Function):
 
 class Pooling2DGrad(_FromMaxPooling):
     """The gradient of max pooling: scatter ``gy`` to the argmax positions (linear in ``gy``)."""
+    retain_inputs = ()
 
     def forward(self, gy):
         return _max_pool_grad(gy, self._take_indexes(), self.input_shape, self.geom)
@@ -763,6 +765,7 @@ class Pooling2DGrad(_FromMaxPooling):
 
 class Pooling2DWithIndexes(_FromMaxPooling):
     """Read an image at the argmax positions of a max pooling (the adjoint of ``Pooling2DGrad``)."""
+    retain_inputs = ()
 
     def forward(self, x):
         return _max_pool_gather(x, self._take_indexes(), self.geom)
@@ -786,6 +789,7 @@ def pooling(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, pad: IntOrPai
 
 class AveragePooling(_Pool2d):
     """Average pooling; keeps nothing for backward."""
+    retain_inputs = ()
 
     float_inputs = (0,)
     _name = "average_pooling"

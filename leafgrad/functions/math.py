@@ -11,7 +11,7 @@ import numpy as np
 
 from leafgrad import ops
 from leafgrad.checks import ARRAY, BOUND, CONDITION, checked
-from leafgrad.config import _enable_backprop
+from leafgrad.config import is_grad_enabled
 from leafgrad.core import Function, Variable, _operands
 from leafgrad.cuda import array_types, get_array_module
 
@@ -256,7 +256,7 @@ class Clip(Function):
         xp = get_array_module(x)
         lo, hi = self.x_min, self.x_max
         y = xp.clip(x, lo, hi)
-        if _enable_backprop.get():
+        if is_grad_enabled():
             # the gradient passes where x_min <= x <= x_max, boundaries included (as in DeZero)
             if lo is None:
                 mask = x <= hi
@@ -301,7 +301,7 @@ class Maximum(Function):
         xp = get_array_module(x0)
         self.x0_shape, self.x1_shape = x0.shape, x1.shape
         y = getattr(xp, self._ufunc)(x0, x1)
-        if _enable_backprop.get():
+        if is_grad_enabled():
             # share of the gradient that goes to x0: 1 where it wins, 1/2 on ties, 0 elsewhere
             w0 = getattr(xp, self._wins)(x0, x1)
             share = xp.empty(y.shape, dtype=y.dtype)
@@ -325,6 +325,7 @@ class Maximum(Function):
 
 class Minimum(Maximum):
     """Element-wise ``minimum(x0, x1)`` with broadcasting."""
+    retain_inputs = ()
 
     _ufunc = "minimum"
     _wins = "less"

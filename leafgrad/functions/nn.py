@@ -7,7 +7,7 @@ import numpy as np
 
 from leafgrad import ops
 from leafgrad.checks import ARRAY, LABELS, NUMBER, OPTIONAL_ARRAY, check_labels, checked, shape_of
-from leafgrad.config import _enable_backprop, _train
+from leafgrad.config import _train, is_grad_enabled
 from leafgrad.core import Function, Variable, as_variable
 from leafgrad.cuda import array_types, get_array_module
 from leafgrad.functions.linalg import matmul
@@ -202,7 +202,7 @@ class EmbedID(Function):
 
     def forward(self, W, ids):
         self.w_shape = W.shape
-        if _enable_backprop.get():
+        if is_grad_enabled():
             self.save_for_backward(ids)
         return W[ids]
 
@@ -228,7 +228,7 @@ class EmbedIDGrad(Function):
         self.w_shape = w_shape
 
     def forward(self, gy, ids):
-        if _enable_backprop.get():
+        if is_grad_enabled():
             self.save_for_backward(ids)
         return _scatter_rows(gy, ids, self.w_shape)
 

@@ -145,6 +145,7 @@ class BatchNorm(Function):
     a product and a sum), not a node of its own: its gradients, at every
     order, are theirs.
     """
+    retain_inputs = ()  # records batch_norm's graph, not a node of its own
 
     def __init__(self, mean: Any, var: Any, decay: float, eps: float) -> None:
         self.avg_mean, self.avg_var = mean, var

@@ -12,7 +12,7 @@ import numpy as np
 
 from leafgrad import ops, utils
 from leafgrad.checks import ARRAY, AXIS, BOOL, INT, OPTIONAL_ARRAY, checked, normalize_axes, shape_of
-from leafgrad.config import _enable_backprop
+from leafgrad.config import is_grad_enabled
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import get_array_module
 from leafgrad.functions.shape import reshape
@@ -99,7 +99,7 @@ class Max(Function):
         y = getattr(x, self._reduce)(axis=self.axis, keepdims=True)
         y = get_array_module(x).asarray(y)
         self.kept_shape = y.shape
-        if _enable_backprop.get():
+        if is_grad_enabled():
             self.save_for_backward(x == y)
         if not self.keepdims:
             y = y.reshape(_reduced_shape(x.shape, self.axis))
@@ -116,6 +116,7 @@ class Max(Function):
 
 class Min(Max):
     """Minimum over ``axis``."""
+    retain_inputs = ()
 
     _reduce = "min"
 
