@@ -417,20 +417,59 @@ class Trainer:
         """Restore a checkpoint written by :meth:`save`; returns its ``extra`` values.
 
         Raises :class:`~leafgrad.serialization.SerializationError` for a file
-        that does not fit this model and optimizer (then nothing changed) or
-        that :meth:`save` did not write.
+        that does not fit this model and optimizer, is damaged, or that
+        :meth:`save` did not write (its batch order or history missing or
+        malformed); everything is checked first, so then nothing changed:
+        weights, optimizer, random generators and history.
         """
-        info = load_checkpoint(path, self.model, self.optimizer)
+        info = load_checkpoint(path, self.model, self.optimizer, _extra=_trainer_arrays, _check=lambda extra: _check_trainer_extra(extra, self.task),
+                               _writer="Trainer.save")
         if self.device == "gpu":
             self._move_to_gpu()  # weights that were not made yet were loaded onto the host
         extra = info["extra"]
-        try:
-            rng = extra.pop("batch_rng")
-            self.rng.set_state(("MT19937", np.asarray(extra.pop("batch_rng_keys"), dtype=np.uint32),
-                                int(rng["pos"]), int(rng["has_gauss"]), float(rng["cached_gaussian"])))
-            rows = np.asarray(extra.pop("metrics"), dtype=np.float64).reshape(-1, len(EpochMetrics._fields))
-        except (KeyError, TypeError, ValueError) as err:
-            raise SerializationError(f"Trainer.load: {path!r} was not written by Trainer.save "
-                                     f"(its batch order or history is missing: {err})") from None
+        rng = extra.pop("batch_rng")
+        self.rng.set_state(("MT19937", extra.pop("batch_rng_keys").astype(np.uint32), int(rng["pos"]),
+                            int(rng["has_gauss"]), float(rng["cached_gaussian"])))
+        rows = extra.pop("metrics")
         self.history = [EpochMetrics(int(r[0]), *map(float, r[1:])) for r in rows]
         return extra
+
+
+def _trainer_arrays(meta: dict) -> dict:
+    """The arrays :meth:`Trainer.save` adds to a checkpoint: shape and dtype kinds (checked before reading)."""
+    epoch = meta.get("epoch")
+    return {"batch_rng_keys": ((624,), np.dtype(np.uint32)),
+            "metrics": ((epoch if isinstance(epoch, int) else -1, len(EpochMetrics._fields)), np.dtype(np.float64))}
+
+
+def _check_trainer_extra(extra: dict, task: str) -> List[str]:
+    """The problems of what :meth:`Trainer.save` adds: the batch order's generator state and the history rows."""
+    from leafgrad.serialization import check_random_state
+    rng = extra.get("batch_rng")
+    if not isinstance(rng, dict):
+        return ["the batch order's random state is missing: the file was not written by Trainer.save"]
+    why = check_random_state(("MT19937", extra.get("batch_rng_keys"), rng.get("pos"), rng.get("has_gauss"),
+                              rng.get("cached_gaussian")))
+    if why is not None:
+        return [f"the batch order's random state is invalid: {why}"]
+    rows = extra["metrics"]
+    if not rows.size:
+        return []
+    epoch, train_loss, train_acc, test_loss, test_acc, seconds = rows.T
+    finite = np.isfinite
+    classification = task == "classification"
+    tested = finite(test_loss)
+    problems = []
+    if not np.array_equal(epoch, np.arange(1, len(rows) + 1)):
+        problems.append("the history's epoch numbers are not 1, 2, 3, ...")
+    if not (finite(train_loss).all() and finite(seconds).all() and (seconds >= 0).all()
+            and (np.diff(seconds) >= 0).all()):
+        problems.append("the history holds a non-finite training loss or a wrong time")
+    if not ((finite(train_acc) == classification).all() and (tested == tested[0]).all()
+            and (finite(test_acc) == (tested & classification)).all() and not np.isinf(rows).any()):
+        problems.append("the history holds NaN or infinite values where it should not")
+    accuracies = np.concatenate([train_acc[finite(train_acc)], test_acc[finite(test_acc)]])
+    if ((accuracies < 0) | (accuracies > 1)).any():
+        problems.append("the history holds an accuracy outside 0 to 1")
+    return problems
+    return []

@@ -1,4 +1,4 @@
-"""The two kinds of error the ``leafgrad`` command reports in one sentence, without a traceback."""
+"""The two kinds of error the ``leafgrad`` command reports in one sentence (one line per problem), without a traceback."""
 from __future__ import annotations
 
 from typing import Optional
@@ -19,6 +19,13 @@ class DataError(Exception):
 
 
 def sentence(text: str) -> str:
-    """``text`` on one line, ending with a full stop."""
-    text = " ".join(str(text).split())
-    return text if text.endswith((".", "!", "?")) else text + "."
+    """``text`` as one sentence ending with a full stop; a list of problems keeps one line per problem.
+
+    Spaces inside each line are tidied; the lines after the first are indented.
+    """
+    lines = [" ".join(line.split()) for line in str(text).splitlines()]
+    lines = [line for line in lines if line] or [""]
+    first = lines[0]
+    if len(lines) == 1:
+        return first if first.endswith((".", "!", "?")) else first + "."
+    return "\n  ".join([first.rstrip(":") + ":"] + lines[1:])

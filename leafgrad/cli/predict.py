@@ -18,7 +18,7 @@ import numpy as np
 
 from leafgrad._atomic import write_atomic
 from leafgrad.cli.data import shape_for
-from leafgrad.cli.errors import DataError, UsageError
+from leafgrad.cli.errors import UsageError
 from leafgrad.cli.options import resolve_device
 from leafgrad.cli.progress import fmt_pct
 from leafgrad.cli.run_folder import WEIGHTS, read_run
@@ -45,6 +45,18 @@ def _load_info(run: str, record: dict) -> DataInfo:
         raise UsageError(f"{run}: cannot read the data description in run.json ({err})") from None
 
 
+def _build(model: Any, x: np.ndarray) -> None:
+    """Create the model's weights from one row (NumPy's global random state is left as it was).
+
+    A built model knows every weight's shape, so loading checks them all.
+    """
+    state = np.random.get_state()
+    try:
+        predict(model, x)
+    finally:
+        np.random.set_state(state)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """``leafgrad predict``: predict every row of ``--data`` with the run in ``RUN_DIR``; write a CSV."""
     device = resolve_device(args)
@@ -60,10 +72,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     x, truth = read_for_prediction(args.data, info)
     model = build_model(config["model"], config["hidden"], info.outputs)
+    _build(model, shape_for(config["model"], x[:1], info.image_shape))
     try:
         model.load_weights(os.path.join(args.run, WEIGHTS))
-    except (SerializationError, OSError) as err:
-        raise DataError(f"cannot load the weights of {args.run}: {str(err).splitlines()[0]}") from None
+    except SerializationError as err:
+        raise UsageError(f"cannot load the weights of {args.run}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot read the weights of {args.run}: {err.strerror or err}") from None
     if device == "gpu":
         model.to_gpu()  # predict() sends each batch where the weights are and brings the outputs back
     y = predict(model, shape_for(config["model"], x, info.image_shape))

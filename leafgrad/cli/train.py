@@ -153,10 +153,13 @@ def _resume(trainer: Trainer, data: Data, previous: dict, folder: str) -> None:
         raise UsageError(f"--resume {folder}: {previous['config']['data']} has changed since the run "
                          "started (its contents differ), so the run cannot go on exactly; start a new run")
     path = os.path.join(folder, CHECKPOINT)
+    trainer.initialize(data.x_train)  # every weight's shape is then known and checked by load
     try:
         trainer.load(path)
     except SerializationError as err:
-        raise DataError(f"cannot resume from {path}: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"cannot resume from {path}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot resume from {path}: {err.strerror or err}") from None
 
 
 def _divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:

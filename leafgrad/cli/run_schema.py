@@ -1,0 +1,163 @@
+"""The schema of ``run.json``: every field's type and range, checked before a run is resumed or used to predict.
+
+:func:`check_record` returns one line per problem, each naming its field
+(``config.lr: expected a finite number > 0, got -1``); :func:`read_run`
+(:mod:`.run_folder`) turns them into a UsageError.  The limits mirror the
+options' own checks (:mod:`.options`), so a record the command wrote always
+passes, and an edited or damaged one is refused before anything is built.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from typing import Any, Callable, Dict, List
+
+__all__ = ["check_record", "seal", "MAX_SEED", "MAX_UNITS", "DIGEST"]
+
+#: The field of run.json that holds the SHA-256 digest of the rest of the record.
+DIGEST = "record_sha256"
+
+#: Seeds are NumPy's: 0 to 2**32 - 1.
+MAX_SEED = 2 ** 32 - 1
+#: The most units in one hidden layer, and weights in all of them (a model larger than this is refused).
+MAX_UNITS = 1_000_000
+MAX_WEIGHTS = 2_000_000_000
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _config_rules() -> Dict[str, tuple]:
+    from leafgrad.cli.data import BUILTIN
+    from leafgrad.cli.options import MODELS
+    from leafgrad.optimizers import OPTIMIZERS
+    from leafgrad.training import TASKS
+    return {
+        "model": (lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
+        "hidden": (lambda v: isinstance(v, list) and len(v) >= 1 and all(_int(1, MAX_UNITS)(n) for n in v),
+                   f"a list of layer sizes from 1 to {MAX_UNITS}"),
+        "epochs": (_int(0, 10 ** 9), "a whole number of epochs >= 0"),
+        "batch_size": (_int(1, 10 ** 9), "a whole number >= 1"),
+        "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+        "lr": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+        "seed": (_int(0, MAX_SEED), f"a whole number from 0 to {MAX_SEED}"),
+        "dataset": (lambda v: v in BUILTIN, f"one of {', '.join(BUILTIN)}"),
+        "data": (_text, "the path of the data file"),
+        "target": (lambda v: v is None or _text(v), "a column name"),
+        "task": (lambda v: v in TASKS, f"one of {', '.join(TASKS)}"),
+        "test_fraction": (lambda v: _number(v) and 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
+    }
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _digest(record: Dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def seal(record: Dict[str, Any]) -> Dict[str, Any]:
+    """``record`` with its digest added (:data:`DIGEST`), so that any later change to a value is found."""
+    return {**record, DIGEST: _digest(record)}
+
+
+def check_record(record: Any) -> List[str]:
+    """The problems of a ``run.json`` record, one line each naming the field; empty when it is valid.
+
+    The digest is checked first: a record changed by hand or by damage (one
+    flipped digit of a mean would otherwise predict wrongly in silence) is refused.
+    """
+    from leafgrad.cli.run_folder import run_options
+    if not isinstance(record, dict):
+        return ["the file does not hold a JSON object"]
+    if record.get(DIGEST) != _digest(record):
+        return [f"{DIGEST}: the record does not match its digest (it was changed after leafgrad train wrote it)"]
+    config = record.get("config")
+    if not isinstance(config, dict):
+        return ["config: missing, or not a JSON object"]
+    problems = []
+    rules = _config_rules()
+    for name in (*run_options(config), "epochs"):
+        ok, expected = rules[name]
+        if name not in config:
+            problems.append(f"config.{name}: missing")
+        elif not ok(config[name]):
+            problems.append(f"config.{name}: expected {expected}, got {_show(config[name])}")
+    if not problems and config["model"] == "cnn" and len(config["hidden"]) != 1:
+        problems.append(f"config.hidden: a cnn takes one size, got {_show(config['hidden'])}")
+    if "epochs_done" in record and not _int(0, 10 ** 9)(record["epochs_done"]):
+        problems.append(f"epochs_done: expected a whole number >= 0, got {_show(record['epochs_done'])}")
+    if "data_info" in record:
+        problems += ["data_info." + p for p in _check_data_info(record["data_info"], config)]
+    return problems
+
+
+def _check_data_info(d: Any, config: Dict[str, Any]) -> List[str]:
+    """The problems of ``data_info``: how the run read its own file (columns, labels, scaling)."""
+    if not isinstance(d, dict):
+        return ["not a JSON object"]
+    problems = []
+    for name in ("features", "target", "task", "labels", "outputs", "mean", "std", "image_shape", "sha256"):
+        if name not in d:
+            problems.append(f"{name}: missing")
+    if problems:
+        return problems
+    features = d["features"]
+    if not (isinstance(features, list) and features and all(isinstance(f, str) for f in features)):
+        return [f"features: expected a list of column names, got {_show(features)}"]
+    if len(set(features)) != len(features):
+        problems.append("features: a column is named twice")
+    n = len(features)
+    if not isinstance(d["target"], str):
+        problems.append(f"target: expected a column name, got {_show(d['target'])}")
+    if d["task"] != config.get("task", d["task"]) or d["task"] not in ("classification", "regression"):
+        problems.append(f"task: expected {config.get('task', 'classification or regression')}, "
+                        f"got {_show(d['task'])}")
+    outputs = d["outputs"]
+    if not _int(1, 10 ** 7)(outputs):
+        problems.append(f"outputs: expected a whole number >= 1, got {_show(outputs)}")
+    labels = d["labels"]
+    if d["task"] == "classification":
+        if not (isinstance(labels, list) and all(isinstance(v, str) for v in labels)):
+            problems.append(f"labels: expected a list of class names, got {_show(labels)}")
+        elif len(labels) != outputs or len(labels) < 2:
+            problems.append(f"labels: {len(labels)} class names for {_show(outputs)} outputs "
+                            "(expected one name per output, at least two)")
+        elif len(set(labels)) != len(labels):
+            problems.append("labels: a class name appears twice")
+    elif labels is not None:
+        problems.append(f"labels: a regression has no class names, got {_show(labels)}")
+    for name, ok, expected in (("mean", _number, "finite numbers"),
+                               ("std", lambda v: _number(v) and v > 0, "finite numbers > 0")):
+        values = d[name]
+        if not isinstance(values, list) or len(values) != n:
+            problems.append(f"{name}: expected {n} {expected} (one per feature), got {_show(values)}")
+        else:
+            bad = next((i for i, v in enumerate(values) if not ok(v)), None)
+            if bad is not None:
+                problems.append(f"{name}: expected {expected}; the value for column {features[bad]!r} is "
+                                f"{_show(values[bad])}")
+    shape = d["image_shape"]
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
+                                  and all(_int(1, 10 ** 6)(s) for s in shape) and math.prod(shape) == n):
+        problems.append(f"image_shape: expected null or [C, H, W] with C*H*W = {n} features, got {_show(shape)}")
+    if not (isinstance(d["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", d["sha256"])):
+        problems.append(f"sha256: expected 64 hexadecimal digits, got {_show(d['sha256'])}")
+    constant = d.get("constant")
+    if constant is not None and not (isinstance(constant, list) and all(_int(0, n - 1)(i) for i in constant)):
+        problems.append(f"constant: expected a list of feature positions, got {_show(constant)}")
+    return problems
