@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import os
+import sys
 from typing import Any, List
 
 import numpy as np
 
-from leafgrad._atomic import write_atomic
+from leafgrad._atomic import write_output
 from leafgrad.cli.data import shape_for
-from leafgrad.cli.errors import UsageError
+from leafgrad.cli.errors import DataError, UsageError
 from leafgrad.cli.options import resolve_device
 from leafgrad.cli.progress import fmt_pct
 from leafgrad.cli.run_folder import WEIGHTS, read_run
@@ -64,11 +66,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     info = _load_info(args.run, record)
     config = record["config"]
     out = args.out if args.out is not None else _default_out(args.data)
-    if os.path.abspath(out) == os.path.abspath(args.data):
-        raise UsageError(f"--out {out} is the input file; choose another name")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write --out {out}: folder {folder} does not exist")
+    if out != "-":
+        if os.path.realpath(out) == os.path.realpath(args.data):
+            raise UsageError(f"--out {out} is the input file; choose another name")
+        folder = os.path.dirname(os.path.realpath(out))
+        if not os.path.isdir(folder):
+            raise UsageError(f"cannot write --out {out}: folder {folder} does not exist")
 
     x, truth = read_for_prediction(args.data, info)
     model = build_model(config["model"], config["hidden"], info.outputs)
@@ -100,13 +103,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         w.writerow(header)
         w.writerows(rows)
     try:
-        write_atomic(out, write, binary=False)
-    except OSError as err:
-        raise UsageError(f"cannot write --out {out}: {err.strerror or err}") from None
+        write_output(out, write, binary=False)
+    except OSError as err:  # a full disk is a failed run (exit 1); a folder one may not write to, bad input (2)
+        kind = DataError if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG) else UsageError
+        raise kind(f"cannot write --out {out}: {err.strerror or err}") from None
     if not args.quiet:
-        print(f"wrote {out}: {len(rows)} rows ({', '.join(header[:4])}{', ...' if len(header) > 4 else ''})")
+        report = sys.stderr if out == "-" else sys.stdout  # standard output holds the predictions
+        where = "standard output" if out == "-" else out
+        print(f"wrote {where}: {len(rows)} rows ({', '.join(header[:4])}{', ...' if len(header) > 4 else ''})",
+              file=report)
         if truth is not None:
-            print(_score(info, y, truth))
+            print(_score(info, y, truth), file=report)
     return 0
 
 

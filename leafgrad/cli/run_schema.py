@@ -21,9 +21,8 @@ DIGEST = "record_sha256"
 
 #: Seeds are NumPy's: 0 to 2**32 - 1.
 MAX_SEED = 2 ** 32 - 1
-#: The most units in one hidden layer, and weights in all of them (a model larger than this is refused).
+#: The most units in one hidden layer.
 MAX_UNITS = 1_000_000
-MAX_WEIGHTS = 2_000_000_000
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], bool]:

@@ -24,6 +24,7 @@ from leafgrad.cli.plots import (plot_confusion_matrix, plot_curves, plot_decisio
                                 plot_predictions)
 from leafgrad.cli.progress import Progress, fmt_num, fmt_pct
 from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, RunFolder, default_out, prepare_out
+from leafgrad.cli.run_lock import RunLock, clean_temporaries, os_error_sentence, refuse_existing_run, remove_run_files
 from leafgrad.cli.table import load_file
 from leafgrad.optimizers import from_name
 from leafgrad.serialization import SerializationError
@@ -87,22 +88,53 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, comm: Any) -> int:
-    """``leafgrad train`` on one process, or on one rank (``comm``) with ``--distributed``."""
+    """``leafgrad train`` on one process, or on one rank (``comm``) with ``--distributed``.
+
+    Rank 0 holds the folder's lock while it trains (:mod:`.run_lock`); an
+    error while writing the run (a full disk) is one sentence, exit status 1.
+    """
     is_main = comm is None or comm.is_root
     config, previous = resolve_train_options(args)
     name = config.get("dataset") or os.path.splitext(os.path.basename(config["data"]))[0]
     out = args.out if args.out is not None else (args.resume if args.resume is not None
                                                   else default_out(name, config["model"]))
+    overwrite = getattr(args, "overwrite", False)
+    if is_main:
+        resuming_here = args.resume is not None and os.path.abspath(out) == os.path.abspath(args.resume)
+        refuse_existing_run(out, resuming_here, overwrite)
     created = is_main and not os.path.exists(out)
     if is_main:
         prepare_out(out)
+    lock = RunLock(out) if is_main else None
     try:
-        trainer, data = make_trainer(config, comm)
-    except (UsageError, DataError):
+        if lock is not None:
+            lock.acquire()
+            clean_temporaries(out)  # left by a training that was killed while writing
+        return _train_in(args, comm, config, previous, out)
+    except OSError as err:
+        raise DataError(f"{os_error_sentence(err, out)}; the run's last checkpoint is intact: free some space, "
+                        f"then continue with leafgrad train --resume {out}") from None
+    except MemoryError:
+        raise DataError(f"not enough memory for this run (model {describe_hidden(config)}); "
+                        "try smaller --hidden sizes or --batch-size") from None
+    finally:
+        if lock is not None:
+            lock.release()
         if created:
             with contextlib.suppress(OSError):
-                os.rmdir(out)  # a bad data file leaves no empty run folder behind
-        raise
+                os.rmdir(out)  # only when empty: a run that never started leaves no folder behind
+
+
+def describe_hidden(config: Dict[str, Any]) -> str:
+    """``'mlp with hidden layers 100,100'``."""
+    return f"{config['model']} with hidden layers {','.join(map(str, config['hidden']))}"
+
+
+def _train_in(args: argparse.Namespace, comm: Any, config: Dict[str, Any], previous: Optional[dict],
+              out: str) -> int:
+    """Train into ``out`` (rank 0 holds its lock)."""
+    is_main = comm is None or comm.is_root
+    trainer, data = make_trainer(config, comm)
     say = (lambda *a: None) if args.quiet or not is_main else (lambda *a: print(*a, flush=True))
     folder = RunFolder(out, config, data.info)
     if previous is not None:
@@ -113,6 +145,8 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
                 f"{trainer.epoch} to train more")
     else:
         trainer.initialize(data.x_train)
+        if is_main and getattr(args, "overwrite", False):
+            remove_run_files(out)  # only now that the new run is ready: a bad option keeps the old run
         folder.save(trainer)  # epoch 0: a run stopped in its first epoch resumes from the start
     model_text = describe_model(config["model"], config["hidden"], data)
     opt_text = config["optimizer"] + ("" if config["optimizer"] == "adadelta" else f" lr={config['lr']:g}")

@@ -1,0 +1,213 @@
+"""The run folder and the files the command writes are boundaries (issue 17).
+
+Runs are never overwritten by surprise, one training at a time holds a folder,
+a full disk is one sentence (the last checkpoint intact, no temporary files),
+``predict --out`` writes through devices, FIFOs and symbolic links, option
+values out of range stop before any folder is made, and damaged run files are
+bad input (exit status 2) with every problem listed.
+"""
+import errno
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import leafgrad.serialization as S
+from cli_helpers import no_pictures, run, trees  # noqa: F401
+from leafgrad.cli.run_schema import seal
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def digest(folder):
+    return {n: hashlib.sha256(open(os.path.join(folder, n), "rb").read()).hexdigest()
+            for n in sorted(os.listdir(folder))}
+
+
+@pytest.fixture
+def tree_run(tmp_path, capsys, no_pictures):
+    data = trees(tmp_path / "trees.csv", n=30)
+    out = str(tmp_path / "run")
+    code, _, err = run(capsys, "train", "--data", data, "--target", "kind", "--hidden", "5", "--epochs", "3",
+                       "--out", out, "--quiet")
+    assert code == 0, err
+    return out, data
+
+
+# ---- runs are not overwritten; one training at a time ---------------------------------------
+def test_out_naming_a_run_is_refused_unless_resumed_or_overwritten(tree_run, capsys):
+    out, data = tree_run
+    before = digest(out)
+    code, _, err = run(capsys, "train", "--data", data, "--target", "kind", "--out", out, "--quiet")
+    assert code == 2 and "already holds a run" in err and f"--resume {out}" in err and "--overwrite" in err
+    assert digest(out) == before
+    code, _, err = run(capsys, "train", "--resume", out, "--epochs", "4", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", out, "--overwrite", "--quiet")
+    assert code == 2 and "give one of them" in err
+    code, _, err = run(capsys, "train", "--data", data, "--target", "kind", "--hidden", "4", "--epochs", "1",
+                       "--out", out, "--overwrite", "--quiet")
+    assert code == 0, err
+    assert json.load(open(os.path.join(out, "run.json")))["config"]["hidden"] == [4]
+    assert not os.path.exists(os.path.join(out, ".lock"))
+
+
+def test_a_live_lock_stops_a_second_training_and_a_stale_one_is_taken_over(tree_run, capsys):
+    out, _ = tree_run
+    import socket
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with open(os.path.join(out, ".lock"), "w") as f:
+            json.dump({"pid": sleeper.pid, "host": socket.gethostname()}, f)
+        before = digest(out)
+        code, _, err = run(capsys, "train", "--resume", out, "--epochs", "4", "--quiet")
+        assert code == 2 and f"another training (process {sleeper.pid})" in err
+        assert digest(out) == before
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # The process is gone: its lock is stale; the temporary files a killed writer left go too.
+    for name in (".checkpoint.npz.abcd1234.tmp", ".run.json.x_y_z.tmp", ".probe-q1w2e3"):
+        open(os.path.join(out, name), "w").close()
+    code, _, err = run(capsys, "train", "--resume", out, "--epochs", "4", "--quiet")
+    assert code == 0, err
+    assert sorted(n for n in os.listdir(out) if n.startswith(".")) == []
+
+
+# ---- a full disk -----------------------------------------------------------------------------
+def test_a_full_disk_is_one_sentence_and_the_last_checkpoint_resumes_exactly(tmp_path, capsys, monkeypatch,
+                                                                               no_pictures):
+    data = trees(tmp_path / "trees.csv", n=30)
+    args = ["--data", data, "--target", "kind", "--hidden", "5", "--epochs", "4", "--quiet"]
+    code, _, err = run(capsys, "train", *args, "--out", tmp_path / "whole")
+    assert code == 0, err
+    real_write = S._write_array
+    calls = {"n": 0}
+
+    def fill_up(f, a):
+        calls["n"] += 1
+        if calls["n"] > 40:  # the checkpoints of epochs 0 and 1 fit (16 arrays each), then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(f, a)
+    monkeypatch.setattr(S, "_write_array", fill_up)
+    out = str(tmp_path / "cut")
+    code, _, err = run(capsys, "train", *args, "--out", out)
+    assert code == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "the disk is full" in err and f"--resume {out}" in err
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv", "run.json"]  # no temporary files
+    monkeypatch.setattr(S, "_write_array", real_write)
+    code, _, err = run(capsys, "train", "--resume", out, "--quiet")
+    assert code == 0, err
+    whole = open(tmp_path / "whole" / "metrics.csv").read().splitlines()
+    cut = open(os.path.join(out, "metrics.csv")).read().splitlines()
+    strip = [lambda rows: [r.rsplit(",", 1)[0] for r in rows]][0]  # all but the seconds
+    assert strip(cut) == strip(whole)
+
+
+# ---- options out of range: a sentence before any folder is made ----------------------------------
+@pytest.mark.parametrize("option", [["--seed", "4294967296"], ["--hidden", "1000000,1000000"],
+                                    ["--hidden", "2000000"]])
+def test_options_out_of_range_make_no_folder(tmp_path, capsys, option):
+    out = tmp_path / "never"
+    code, _, err = run(capsys, "train", *option, "--out", out, "--epochs", "1")
+    assert code == 2 and "Traceback" not in err and option[0] in err
+    assert not out.exists()
+
+
+# ---- predict --out -----------------------------------------------------------------------------
+def test_predict_out_writes_through_symlinks_fifos_and_to_standard_output(tree_run, tmp_path, capsys):
+    out, data = tree_run
+    code, _, err = run(capsys, "predict", out, "--data", data, "--out", tmp_path / "plain.csv", "--quiet")
+    assert code == 0, err
+    expected = open(tmp_path / "plain.csv").read()
+
+    target = tmp_path / "target.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    os.symlink(target, link)
+    code, _, err = run(capsys, "predict", out, "--data", data, "--out", link, "--quiet")
+    assert code == 0, err
+    assert os.path.islink(link) and target.read_text() == expected
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader.start()
+    code, _, err = run(capsys, "predict", out, "--data", data, "--out", fifo, "--quiet")
+    reader.join(10)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and got == [expected]
+
+    code, stdout, err = run(capsys, "predict", out, "--data", data, "--out", "-")
+    assert code == 0, err
+    assert stdout.replace("\r\n", "\n") == expected.replace("\r\n", "\n")
+    assert err.startswith("wrote standard output: 30 rows")
+    if os.access(os.devnull, os.W_OK):
+        code, _, err = run(capsys, "predict", out, "--data", data, "--out", os.devnull, "--quiet")
+        assert code == 0, err
+        assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert sorted(os.listdir(tmp_path)) == sorted(["fifo", "link.csv", "plain.csv", "run", "target.csv",
+                                                   "trees.csv"])
+
+
+# ---- damaged run files: exit status 2, every problem listed ----------------------------------------
+def test_predict_refuses_nan_weights_and_a_damaged_record(tree_run, capsys):
+    out, data = tree_run
+    path = os.path.join(out, "model.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    good = dict(arrays)
+    arrays["l1/b"] = arrays["l1/b"].astype(np.int32)
+    arrays["l9/W"] = arrays["l0/W"]
+    np.savez(path, **arrays)
+    code, _, err = run(capsys, "predict", out, "--data", data)
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and "2 problems" in lines[0], err  # every problem, one line each
+    assert "'l1/b': dtype int32" in err and "'l9/W'" in err
+    arrays = dict(good)
+    arrays["l0/W"] = arrays["l0/W"].copy()
+    arrays["l0/W"][0, 0] = np.nan
+    np.savez(path, **arrays)
+    code, _, err = run(capsys, "predict", out, "--data", data)
+    assert code == 2 and "'l0/W': the file holds NaN" in err
+    del arrays["l1/b"]
+    np.savez(path, **arrays)
+    code, _, err = run(capsys, "predict", out, "--data", data)
+    assert code == 2 and "'l1/b' is missing" in err
+
+
+def test_resume_refuses_a_random_position_out_of_range_without_crashing(tree_run, tmp_path):
+    """pos = 10**6 used to segfault the process on --resume (exit 139, no message)."""
+    out, _ = tree_run
+    path = os.path.join(out, "checkpoint.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(arrays["__meta__"].tobytes())
+    meta["random"]["pos"] = 10 ** 6
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **arrays)
+    env = dict(os.environ, PYTHONPATH=REPO, MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-m", "leafgrad", "train", "--resume", out, "--epochs", "5", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "position 1000000" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_json_with_std_zero_names_the_field(tree_run, capsys):
+    out, data = tree_run
+    path = os.path.join(out, "run.json")
+    record = json.load(open(path))
+    record["data_info"]["std"][0] = 0
+    with open(path, "w") as f:
+        json.dump(seal(record), f)
+    code, _, err = run(capsys, "predict", out, "--data", data)
+    assert code == 2 and "data_info.std" in err and "'height'" in err
