@@ -211,3 +211,54 @@ def test_run_json_with_std_zero_names_the_field(tree_run, capsys):
         json.dump(seal(record), f)
     code, _, err = run(capsys, "predict", out, "--data", data)
     assert code == 2 and "data_info.std" in err and "'height'" in err
+
+
+# ---- data: units, constant columns, Unicode labels -----------------------------------------------
+def scaled_trees(tmp_path, name, factor, constant=None, labels=None):
+    """trees.csv with its height column multiplied by ``factor`` (and a constant column, other labels)."""
+    from cli_helpers import write_csv
+    rows = [line.split(",") for line in open(trees(tmp_path / "t.csv", n=60)).read().splitlines()[1:]]
+    header = ["height", "density", "kind"] + ([] if constant is None else ["c"])
+    out = []
+    for h, d, k in rows:
+        k = k if labels is None else labels[["oak", "birch", "pine"].index(k)]
+        out.append([repr(float(h) * factor), d, k] + ([] if constant is None else [constant]))
+    return write_csv(tmp_path / name, header, out)
+
+
+def accuracy(capsys, tmp_path, data, name):
+    code, out, err = run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "10",
+                         "--out", tmp_path / name, "--quiet")
+    assert code == 0 and "Warning" not in err, err
+    return out.split(", ")[:2]
+
+
+def test_standardization_does_not_depend_on_units(tmp_path, capsys, no_pictures):
+    base = accuracy(capsys, tmp_path, scaled_trees(tmp_path, "a.csv", 1.0), "a")
+    assert accuracy(capsys, tmp_path, scaled_trees(tmp_path, "b.csv", 1e300), "b") == base
+    assert accuracy(capsys, tmp_path, scaled_trees(tmp_path, "c.csv", 1e-300), "c") == base
+
+
+def test_a_constant_column_is_recorded_and_predict_warns_when_it_differs(tmp_path, capsys, no_pictures):
+    data = scaled_trees(tmp_path, "train.csv", 1.0, constant="5")
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "5", "--out", out, "--quiet")
+    assert code == 0, err
+    assert json.load(open(out / "run.json"))["data_info"]["constant"] == [2]
+    code, _, err = run(capsys, "predict", out, "--data", data, "--out", tmp_path / "same.csv", "--quiet")
+    assert code == 0 and err == ""
+    other = scaled_trees(tmp_path, "other.csv", 1.0, constant="7000")
+    code, _, err = run(capsys, "predict", out, "--data", other, "--out", tmp_path / "other_p.csv", "--quiet")
+    assert code == 0
+    assert "warning: column 'c' held 5 in every training row" in err and "60 of the 60 rows" in err
+    assert open(tmp_path / "same.csv").read() == open(tmp_path / "other_p.csv").read()
+
+
+def test_unicode_labels_are_class_names(tmp_path, capsys, no_pictures):
+    data = scaled_trees(tmp_path, "u.csv", 1.0, labels=["²", "1", "é ü"])
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "5", "--out", out, "--quiet")
+    assert code == 0, err
+    code, stdout, err = run(capsys, "predict", out, "--data", data, "--out", "-", "--quiet")
+    assert code == 0, err
+    assert stdout.splitlines()[0] == "prediction,probability_1,probability_²,probability_é ü"
