@@ -19,9 +19,10 @@ What a run does, in this order, so that the same seed gives the same numbers:
   generator is left to the initial weights (as in DeZero).  ``save`` keeps the
   state of both, so a resumed run sees the same batches and draws as one that
   never stopped.
-* Each step: forward and loss; if the loss is NaN or infinite, the step stops
-  before any update and :class:`DivergenceError` names the epoch and batch;
-  otherwise backward and ``optimizer.update()``.
+* Each step: forward and loss; if the loss is NaN or infinite, or more than
+  :data:`DIVERGENCE_FACTOR` times the first epoch's (it exploded without
+  becoming NaN), the step stops before any update and :class:`DivergenceError`
+  names the epoch and batch; otherwise backward and ``optimizer.update()``.
 * Over MPI (``comm=leafgrad.distributed.init()`` under ``mpiexec``) the code is
   the same: :class:`~leafgrad.distributed.ShardSampler` gives each rank its
   share of every batch of ``batch_size`` examples and
@@ -53,10 +54,13 @@ from leafgrad.distributed import Communicator, DistributedOptimizer, ShardSample
 from leafgrad.optimizers import learning_rate
 from leafgrad.serialization import SerializationError, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "Callback", "EpochMetrics", "DivergenceError", "predict", "TASKS"]
+__all__ = ["Trainer", "Callback", "EpochMetrics", "DivergenceError", "predict", "TASKS", "DIVERGENCE_FACTOR"]
 
 #: What a :class:`Trainer` can learn: class indices (softmax cross-entropy) or numbers (mean squared error).
 TASKS = ("classification", "regression")
+#: A batch whose loss is more than this many times the first epoch's stops the run (it diverged without NaN).
+DIVERGENCE_FACTOR = 1e4
+_TINY_LOSS = 1e-3  # a first loss near 0 is no scale: below this, only losses above FACTOR * _TINY_LOSS count
 
 
 class EpochMetrics(NamedTuple):
@@ -71,7 +75,7 @@ class EpochMetrics(NamedTuple):
 
 
 class DivergenceError(ArithmeticError):
-    """Training stopped because the loss (or a weight) became NaN or infinite: the learning rate is too high.
+    """Training stopped: the loss (or a weight) became NaN or infinite, or the loss exploded; the learning rate is too high.
 
     ``epoch`` and ``batch`` (both from 1) say where; ``loss`` is the batch's
     loss (None when the weights were found non-finite at the end of an epoch);
@@ -79,9 +83,13 @@ class DivergenceError(ArithmeticError):
     was updated with the bad step.
     """
 
-    def __init__(self, epoch: int, batch: int, loss: Optional[float], lr: Optional[float]) -> None:
+    def __init__(self, epoch: int, batch: int, loss: Optional[float], lr: Optional[float],
+                 reference: Optional[float] = None) -> None:
         self.epoch, self.batch, self.loss, self.lr = epoch, batch, loss, lr
-        what = "some weights became NaN or infinite" if loss is None else f"the loss became {loss}"
+        self.reference = reference  #: the first epoch's loss, when the loss exploded without becoming NaN
+        what = "some weights became NaN or infinite" if loss is None else f"the loss became {loss:g}"
+        if reference is not None:
+            what += f", over {DIVERGENCE_FACTOR:g} times the first epoch's ({reference:g})"
         rate = "" if lr is None else f" (it is {lr:g})"
         super().__init__(f"training diverged: {what} at epoch {epoch}, batch {batch}; "
                          f"try a lower learning rate{rate}")
@@ -191,6 +199,7 @@ class Trainer:
         self.comm = comm if comm is not None else Communicator(mpi_comm=False)
         self.history: List[EpochMetrics] = []
         self._updater: Optional[DistributedOptimizer] = None  # made by initialize(): weights must exist
+        self._first_loss: Optional[float] = None  # the first batch's loss: the scale until an epoch is done
 
     @property
     def epoch(self) -> int:
@@ -279,10 +288,22 @@ class Trainer:
         return stats
 
     def _check_loss(self, stats: np.ndarray, batch: int) -> None:
-        """Raise :class:`DivergenceError` if the batch's loss (``stats[0]``, summed over its examples) is not finite."""
+        """Raise :class:`DivergenceError` if the batch's loss (``stats[0]``, summed over its examples) is not
+        finite, or is more than :data:`DIVERGENCE_FACTOR` times the first epoch's (its first batch's while
+        the first epoch runs)."""
+        loss = float(stats[0] / max(stats[2], 1))
         if not math.isfinite(stats[0]):
-            raise DivergenceError(self.epoch + 1, batch, float(stats[0] / max(stats[2], 1)),
-                                  learning_rate(self.optimizer))
+            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer))
+        if not stats[2]:
+            return
+        if self.history:
+            reference = self.history[0].train_loss
+        else:
+            if self._first_loss is None or (self.epoch == 0 and batch == 1):
+                self._first_loss = loss
+            reference = self._first_loss
+        if loss > DIVERGENCE_FACTOR * reference and loss > DIVERGENCE_FACTOR * _TINY_LOSS:
+            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer), reference)
 
     def _train_reading_once(self, x: Any, t: Any, batches: List[np.ndarray]) -> np.ndarray:
         """Train on each batch reading nothing back; then each batch's [loss sum, right, examples] over all ranks.

@@ -152,10 +152,26 @@ def test_divergence_stops_at_the_first_bad_batch(spiral):
     err = info.value
     assert isinstance(err, ArithmeticError)
     assert err.epoch == 1 and err.batch >= 2 and err.lr == 1e10
-    assert not np.isfinite(err.loss)
+    # The loss explodes (1e32) before it becomes NaN: far above the first epoch's, it stops the run.
+    assert np.isfinite(err.loss) and err.reference is not None and err.loss > 1e4 * err.reference
+    assert "over 10000 times the first epoch's" in str(err)
     assert f"at epoch 1, batch {err.batch}" in str(err) and "lower learning rate (it is 1e+10)" in str(err)
     assert trainer.epoch == 0 and ("end", 1) not in recorder.events
     assert recorder.events[-1] == ("batch", err.batch - 1)  # the bad batch was not trained on
+
+
+def test_a_loss_far_above_the_first_epochs_stops_a_resumed_run_too(spiral, tmp_path):
+    x, t, _, _ = spiral
+    trainer = make_trainer(optimizer=SGD(lr=0.1))
+    trainer.fit(x, t, epochs=1)
+    trainer.save(str(tmp_path / "c.npz"))
+    resumed = make_trainer(optimizer=SGD(lr=0.1))
+    resumed.load(str(tmp_path / "c.npz"))
+    first = resumed.history[0].train_loss
+    resumed.optimizer.lr = 1e6  # the scale of the loss is the first epoch's, kept in the history
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="over 10000 times") as info:
+        resumed.fit(x, t, epochs=3)
+    assert info.value.reference == first and info.value.epoch == 2
 
 
 def test_divergence_in_the_weights_is_caught_at_the_end_of_the_epoch(spiral):

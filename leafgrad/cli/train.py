@@ -28,7 +28,7 @@ from leafgrad.cli.run_lock import RunLock, clean_temporaries, os_error_sentence,
 from leafgrad.cli.table import load_file
 from leafgrad.optimizers import from_name
 from leafgrad.serialization import SerializationError
-from leafgrad.training import DivergenceError, Trainer
+from leafgrad.training import DIVERGENCE_FACTOR, DivergenceError, Trainer
 
 __all__ = ["cmd_train", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
 
@@ -197,7 +197,9 @@ def _resume(trainer: Trainer, data: Data, previous: dict, folder: str) -> None:
 
 
 def _divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:
-    what = f"the loss became {err.loss}" if err.loss is not None else "some weights became NaN or infinite"
+    what = f"the loss became {err.loss:g}" if err.loss is not None else "some weights became NaN or infinite"
+    if err.reference is not None:
+        what += f", over {DIVERGENCE_FACTOR:g} times its first epoch's ({err.reference:g})"
     if config["optimizer"] == "adadelta":
         advice = "adadelta takes no learning rate: try another --optimizer"
     else:
