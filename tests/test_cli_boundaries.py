@@ -262,3 +262,29 @@ def test_unicode_labels_are_class_names(tmp_path, capsys, no_pictures):
     code, stdout, err = run(capsys, "predict", out, "--data", data, "--out", "-", "--quiet")
     assert code == 0, err
     assert stdout.splitlines()[0] == "prediction,probability_1,probability_²,probability_é ü"
+
+
+# ---- pictures of many classes --------------------------------------------------------------------
+def test_the_confusion_matrix_of_many_classes_is_bounded(tmp_path):
+    import tracemalloc
+    from cli_helpers import HAS_MPL, assert_png
+    from leafgrad.cli import plots
+    rng = np.random.RandomState(0)
+    k = 10_000
+    t = rng.randint(0, k, 5000)
+    predicted = np.where(rng.rand(5000) < 0.5, t, rng.randint(0, k, 5000))
+    t[:300] = 7  # class 7 is the most frequent: shown
+    tracemalloc.start()
+    try:
+        counts, shown = plots.confusion_counts(t, predicted, k)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert counts.shape == (30, 30) and counts.sum() == 5000 and shown[-1] == -1 and 7 in shown
+    assert peak < 2 * 2 ** 20  # k**2 counts would take 800 MB
+    small, _ = plots.confusion_counts([0, 1, 1], [1, 1, 0], 2)
+    assert small.tolist() == [[0, 1], [1, 1]]
+    if HAS_MPL:
+        names = [f"class {i}" for i in range(k)]
+        assert plots.plot_confusion_matrix(str(tmp_path / "cm.png"), t, predicted, names, "many")
+        assert_png(tmp_path / "cm.png")

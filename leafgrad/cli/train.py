@@ -20,7 +20,7 @@ import numpy as np
 from leafgrad.cli.data import Data, load_builtin
 from leafgrad.cli.errors import DataError, UsageError
 from leafgrad.cli.options import resolve_train_options
-from leafgrad.cli.plots import (plot_confusion_matrix, plot_curves, plot_decision_boundary,
+from leafgrad.cli.plots import (MAX_CLASSES_SHOWN, plot_confusion_matrix, plot_curves, plot_decision_boundary,
                                 plot_predictions)
 from leafgrad.cli.progress import Progress, fmt_num, fmt_pct
 from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, RunFolder, default_out, prepare_out
@@ -257,6 +257,12 @@ def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict
     return 0
 
 
+def _classes(trainer: Trainer, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """The class the model picks for each row of ``x``, a batch at a time (never all the rows' scores at once)."""
+    out = [np.argmax(trainer.predict(x[i:i + batch]), axis=1) for i in range(0, len(x), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str, Any],
               final_train: Tuple[float, float]) -> List[str]:
     """Draw the run's pictures; returns the names written (and says once if matplotlib is missing)."""
@@ -267,11 +273,12 @@ def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str,
     if trainer.history:
         loss_name = "mean squared error" if regression else "softmax cross-entropy"
         drawn.append(("curves.png", plot_curves(folder.path("curves.png"), trainer.history, title, loss_name)))
-    if not regression and data.x_train.ndim == 2 and data.x_train.shape[1] == 2:
+    if not regression and data.x_train.ndim == 2 and data.x_train.shape[1] == 2 and \
+            data.num_outputs <= MAX_CLASSES_SHOWN:
         x = data.x_train if info is None else data.x_train * info.std + info.mean  # in the file's units
 
         def classify(points: np.ndarray) -> np.ndarray:
-            return np.argmax(trainer.predict(points if info is None else info.scale(points)), axis=1)
+            return _classes(trainer, points if info is None else info.scale(points))
 
         names = [f"class {c}" for c in range(data.num_outputs)] if info is None else info.labels
         axes = ("x1 (first input feature)", "x2 (second input feature)") if info is None else info.features
@@ -281,14 +288,15 @@ def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str,
     if info is not None:
         x, t, which = (data.x_test, data.t_test, "test") if data.x_test is not None else \
             (data.x_train, data.t_train, "training")
-        y = trainer.predict(x)
         if regression:
+            y = trainer.predict(x)
             drawn.append(("predictions.png", plot_predictions(
                 folder.path("predictions.png"), t, y, info.target, f"{data.name}: the {len(t)} {which} rows")))
         else:
-            correct = int(np.sum(np.argmax(y, axis=1) == t))
+            predicted = _classes(trainer, x)
+            correct = int(np.sum(predicted == t))
             drawn.append(("confusion_matrix.png", plot_confusion_matrix(
-                folder.path("confusion_matrix.png"), t, np.argmax(y, axis=1), info.labels,
+                folder.path("confusion_matrix.png"), t, predicted, info.labels,
                 f"{data.name}: {correct} of the {len(t)} {which} rows right")))
     if any(not ok for _, ok in drawn):
         print("matplotlib is not installed, so the pictures were skipped (pip install matplotlib)", file=sys.stderr)
