@@ -288,3 +288,21 @@ def test_the_confusion_matrix_of_many_classes_is_bounded(tmp_path):
         names = [f"class {i}" for i in range(k)]
         assert plots.plot_confusion_matrix(str(tmp_path / "cm.png"), t, predicted, names, "many")
         assert_png(tmp_path / "cm.png")
+
+
+# ---- every line of an error; exit statuses -----------------------------------------------------------
+def test_an_unreadable_data_file_is_bad_input_and_a_full_disk_a_failed_run(tree_run, capsys, monkeypatch):
+    from leafgrad.cli import table
+    out, data = tree_run
+    for code_expected, number in ((2, errno.EACCES), (1, errno.EIO)):
+        def refuse(self, path, number=number):
+            raise OSError(number, os.strerror(number), path)
+        monkeypatch.setattr(table._Csv, "__init__", refuse)
+        code, _, err = run(capsys, "predict", out, "--data", data)
+        assert code == code_expected and "Traceback" not in err and os.strerror(number) in err and data in err
+
+
+def test_sentence_keeps_every_line():
+    from leafgrad.cli.errors import sentence
+    assert sentence("one  problem") == "one problem."
+    assert sentence("2 problems:\n  first\n  second") == "2 problems:\n  first\n  second"

@@ -7,7 +7,10 @@ __all__ = ["UsageError", "DataError", "sentence"]
 
 
 class UsageError(Exception):
-    """A bad option or a bad data file: ``main`` prints the message as one sentence and exits with status 2."""
+    """Bad input (an option, a data file, a damaged run file): ``main`` prints the message and exits with status 2.
+
+    A message listing several problems keeps one line per problem (see :func:`sentence`).
+    """
 
     def __init__(self, message: str, prog: Optional[str] = None) -> None:
         super().__init__(message)
@@ -15,7 +18,7 @@ class UsageError(Exception):
 
 
 class DataError(Exception):
-    """Data or a package that a command needs is missing, or a run cannot be read: exit status 1."""
+    """Data or a package that a command needs is missing, or the run failed (a full disk): exit status 1."""
 
 
 def sentence(text: str) -> str:

@@ -191,7 +191,7 @@ def _read_npz(path: str) -> Dict[str, np.ndarray]:
     try:
         return load_npz(path, what="--data")
     except SerializationError as err:
-        raise UsageError(str(err).splitlines()[0]) from None
+        raise UsageError(str(err)) from None
 
 
 def _npz_row(i: int) -> str:
