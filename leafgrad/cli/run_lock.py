@@ -28,9 +28,10 @@ __all__ = ["LOCK", "RunLock", "refuse_existing_run", "clean_temporaries", "remov
 LOCK = ".lock"
 #: The files that make a folder a run (any one of them).
 _RUN_FILES = ("run.json", "checkpoint.npz", "model.npz", "metrics.csv")
-_PICTURES = ("curves.png", "decision_boundary.png", "confusion_matrix.png", "confusion_matrix.csv",
-             "predictions.png")
-_TEMPORARY = re.compile(r"^(\.[^/]+\.[A-Za-z0-9_]+\.tmp|\.probe-[A-Za-z0-9_]+)$")
+_PICTURES = ("curves.png", "decision_boundary.png", "confusion_matrix.png", "predictions.png")
+#: The temporary names the atomic writers give the run's own files (and the probe of prepare_out): only these go.
+_TEMPORARY = re.compile(r"^(\.(" + "|".join(re.escape(n) for n in _RUN_FILES + _PICTURES) +
+                        r")\.[A-Za-z0-9_]+\.tmp|\.probe-[A-Za-z0-9_]+)$")
 
 
 def refuse_existing_run(out: str, resuming: bool, overwrite: bool) -> None:
