@@ -5,7 +5,7 @@ truncated, a bit flipped, a member inflated; for run.json the same on the
 JSON) must give either a clean error, with the model, the optimizer, the
 random state and the run folder unchanged, or exactly the results of the
 undamaged file.  Examples are derandomized (the same in every run); set
-LEAFGRAD_FUZZ_EXAMPLES to try more.  The outcomes are counted and printed
+LEAFGRAD_FUZZ_EXAMPLES to try more, and LEAFGRAD_FUZZ_RANDOM=1 for new ones.  The outcomes are counted and printed
 (``pytest -s``) for the record.
 """
 import collections
@@ -32,7 +32,8 @@ from leafgrad.cli.train import build_model, make_trainer
 from leafgrad.serialization import SerializationError
 
 EXAMPLES = int(os.environ.get("LEAFGRAD_FUZZ_EXAMPLES", "40"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                derandomize=not os.environ.get("LEAFGRAD_FUZZ_RANDOM"))  # CI: the same examples every run
 OUTCOMES = collections.defaultdict(collections.Counter)
 
 
