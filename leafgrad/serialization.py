@@ -8,16 +8,21 @@
   ``os.replace``.  A crash, an exception or a ``kill -9`` during a save leaves
   the previous file untouched (at worst a stray ``.<name>.*.tmp`` file stays
   next to it).
-* Loading is all or nothing: every entry is read and checked against the
-  model (and the optimizer) before anything changes.  A truncated or corrupt
-  file, an entry holding pickled objects, or a missing, extra, wrongly shaped
-  or wrongly typed parameter raises :class:`SerializationError` naming the
-  parameter and the problem, and leaves the model exactly as it was.
+* Loading is all or nothing: every entry is checked against the model (and
+  the optimizer) before anything changes, the ``.npy`` headers before any
+  array is read (:mod:`leafgrad._npz_reader`), so a file cannot make us
+  allocate more than the model needs.  A truncated or corrupt file, a member
+  that is not an ``.npy`` array, an entry holding pickled objects, a missing,
+  extra, wrongly shaped, non-float or non-finite parameter (also for a model
+  whose weights are not created yet: see :func:`_param_specs`) raises
+  :class:`SerializationError` listing every problem, and leaves the model
+  exactly as it was.
 
 ``save_checkpoint`` / ``load_checkpoint`` bundle the model's weights, the
 optimizer's state, the epoch, NumPy's global random state and any extra
 values into one file, so that training resumed from it continues exactly as
-if it had never stopped.
+if it had never stopped.  Loading one checks its record (counters,
+hyperparameters, random states through :func:`check_random_state`) as well.
 """
 from __future__ import annotations
 
