@@ -99,8 +99,8 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     out = args.out if args.out is not None else (args.resume if args.resume is not None
                                                   else default_out(name, config["model"]))
     overwrite = getattr(args, "overwrite", False)
+    resuming_here = args.resume is not None and os.path.abspath(out) == os.path.abspath(args.resume)
     if is_main:
-        resuming_here = args.resume is not None and os.path.abspath(out) == os.path.abspath(args.resume)
         refuse_existing_run(out, resuming_here, overwrite)
     created = is_main and not os.path.exists(out)
     if is_main:
@@ -109,6 +109,7 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     try:
         if lock is not None:
             lock.acquire()
+            refuse_existing_run(out, resuming_here, overwrite)  # again: another training may have just ended
             clean_temporaries(out)  # left by a training that was killed while writing
         return _train_in(args, comm, config, previous, out)
     except OSError as err:
