@@ -306,3 +306,16 @@ def test_sentence_keeps_every_line():
     from leafgrad.cli.errors import sentence
     assert sentence("one  problem") == "one problem."
     assert sentence("2 problems:\n  first\n  second") == "2 problems:\n  first\n  second"
+
+
+def test_pictures_of_a_column_in_units_of_1e300(tmp_path, capsys):
+    from cli_helpers import HAS_MPL, assert_png
+    if not HAS_MPL:
+        pytest.skip("matplotlib is not installed")
+    for factor in (1e300, 1e-300):
+        data = scaled_trees(tmp_path, "big.csv", factor)
+        out = tmp_path / f"run{factor:g}"
+        code, _, err = run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "1", "--out", out,
+                           "--quiet")
+        assert code == 0 and "Warning" not in err, err
+        assert_png(out / "decision_boundary.png")

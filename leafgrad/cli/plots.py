@@ -77,11 +77,14 @@ def plot_decision_boundary(path: str, classify: Callable[[np.ndarray], np.ndarra
     Figure = figure_class()
     if Figure is None:
         return False
-    lo, hi = x.min(axis=0) - 0.1, x.max(axis=0) + 0.1
+    x = np.asarray(x, dtype=np.float64)
+    low, high = x.min(axis=0), x.max(axis=0)
+    # A margin of 5% of the range (0.1 on spiral's [-1, 1]), so that any units work (1e300 or 1e-300).
+    pad = np.where(high > low, 0.05 * (high - low), np.maximum(0.05 * np.abs(high), 1e-300))
+    lo, hi = low - pad, high + pad
     n = 200
-    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], n, dtype=np.float32),
-                         np.linspace(lo[1], hi[1], n, dtype=np.float32))
-    grid = np.c_[g0.ravel(), g1.ravel()].astype(np.float32)
+    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))
+    grid = np.c_[g0.ravel(), g1.ravel()]  # float64: the file's units may not fit in float32
     pred = classify(grid).reshape(g0.shape)
     k = len(class_names)
     fig = Figure(figsize=(6, 5.5), layout="constrained")

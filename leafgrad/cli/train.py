@@ -279,7 +279,7 @@ def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str,
         x = data.x_train if info is None else data.x_train * info.std + info.mean  # in the file's units
 
         def classify(points: np.ndarray) -> np.ndarray:
-            return _classes(trainer, points if info is None else info.scale(points))
+            return _classes(trainer, points.astype(np.float32) if info is None else info.scale(points))
 
         names = [f"class {c}" for c in range(data.num_outputs)] if info is None else info.labels
         axes = ("x1 (first input feature)", "x2 (second input feature)") if info is None else info.features
