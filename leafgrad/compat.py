@@ -11,20 +11,23 @@ alias exists only once :func:`install` has run.
 
 How names map:
 
-* ``dezero`` is a small proxy package: a name is looked up on ``leafgrad``
-  first, then ``Layer``, ``Model``, ``Dataset``, ``DataLoader`` and
-  ``SeqDataLoader`` come from their submodules, and every submodule
-  (``dezero.layers``, ...) is importable as an attribute, as DeZero's
-  ``__init__`` imports them all.
-* ``dezero.X`` (and ``dezero.X.Y``) is the module ``leafgrad.X`` itself, so
-  ``dezero.functions is leafgrad.functions`` and types are shared.
-* ``dezero.core`` and ``dezero.core_simple`` are proxies over
-  ``leafgrad.core`` and ``leafgrad.config`` (DeZero keeps ``Config`` and
-  ``using_config`` in its core); ``dezero.functions_conv`` is a proxy over
-  ``leafgrad.functions`` (and ``leafgrad.functions.conv`` when it exists).
+* each of DeZero's modules (``dezero``, ``dezero.core``, ``dezero.functions``,
+  ... ``dezero.cuda``: :data:`SUBMODULES`) is a small proxy module: a name is
+  looked up on the leafgrad module(s) behind it, so ``dezero.functions.sin is
+  leafgrad.functions.sin`` and types are shared; DeZero's own meaning wins for
+  a few names (``dezero.utils.get_dot_graph`` draws DeZero's picture), and
+  what DeZero's modules re-export (``dezero.functions.Function``,
+  ``dezero.models.utils``, ``dezero.datasets.load_cache_npz``, ...) comes from
+  :mod:`leafgrad._dezero_names`.  ``dezero.__version__`` is ``"0.0.13"``.
+* ``dezero.X`` for a leafgrad module DeZero does not have is that module itself.
 * ``dezero.core_simple.Variable`` is :class:`SimpleVariable`: the book's first
   core (steps 1-32) keeps gradients as arrays, and its steps 28-29 write
   ``x.data -= lr * x.grad``.
+
+While the alias is installed, DeZero's semantics win where they differ
+(:func:`leafgrad.core.set_dezero_semantics`): ``backward()`` keeps the graph,
+so a second ``backward()`` accumulates, and stand-ins of ``Function.inputs``
+know their shapes.  docs/compat.md lists what still differs.
 """
 from __future__ import annotations
 
@@ -38,26 +41,18 @@ import sys
 import types
 from typing import Any, Callable, Optional, Sequence
 
-from leafgrad.core import Variable
+from leafgrad import _dezero_names
+from leafgrad.core import Variable, set_dezero_semantics
 
-__all__ = ["install", "uninstall", "is_installed", "run_path", "run_module", "main", "SimpleVariable"]
+__all__ = ["install", "uninstall", "is_installed", "run_path", "run_module", "main", "SimpleVariable",
+           "SUBMODULES"]
 
 ALIAS = "dezero"
 TARGET = "leafgrad"
 
-#: Submodules that ``import dezero`` makes available as attributes (as DeZero's ``__init__`` does).
+#: DeZero 0.0.13's modules: each is a proxy under the alias (``dezero.X`` for ``X`` in this list).
 SUBMODULES = ("functions", "functions_conv", "layers", "models", "optimizers", "datasets",
               "dataloaders", "transforms", "utils", "cuda", "core", "core_simple")
-
-#: Top-level names DeZero exports that leafgrad may keep only in a submodule.
-_TOP_LEVEL_EXTRAS = {
-    "Layer": "layers", "Model": "models", "Dataset": "datasets",
-    "DataLoader": "dataloaders", "SeqDataLoader": "dataloaders",
-}
-
-
-def setup_variable() -> None:
-    """DeZero's operator set-up; leafgrad's ``Variable`` has its operators already, so nothing to do."""
 
 
 _VARIABLE_GRAD = Variable.grad  # the slot that holds a Variable's gradient
@@ -94,6 +89,7 @@ _PROXIES: dict[str, tuple[str, ...]] = {
     ALIAS + ".core": (TARGET + ".core", TARGET + ".config"),
     ALIAS + ".core_simple": (TARGET + ".core", TARGET + ".config"),
     ALIAS + ".functions_conv": ("?" + TARGET + ".functions.conv", TARGET + ".functions"),
+    **{f"{ALIAS}.{m}": (f"{TARGET}.{m}",) for m in SUBMODULES if m not in ("core", "core_simple", "functions_conv")},
 }
 
 
@@ -108,33 +104,51 @@ def _source_modules(sources: Sequence[str]) -> list:
     return mods
 
 
+def _lookup(alias: str, sources: Sequence[str], name: str) -> Any:
+    """The object ``alias.name`` stands for: DeZero's own meaning first, then leafgrad's, then DeZero's extras."""
+    own = _OWN_NAMES.get(alias, {})
+    if name in own:
+        return own[name]
+    override = _dezero_names.OVERRIDES.get(alias, {}).get(name)
+    if override is not None:
+        return override()
+    for mod in _source_modules(sources):
+        if hasattr(mod, name):
+            value = getattr(mod, name)
+            if isinstance(value, types.ModuleType) and value.__name__.startswith(TARGET + "."):
+                short = value.__name__[len(TARGET) + 1:]
+                if short in SUBMODULES:  # a module re-exported: the alias's own (dezero.functions.cuda)
+                    return importlib.import_module(f"{ALIAS}.{short}")
+            return value
+    extra = _dezero_names.EXTRAS.get(alias, {}).get(name)
+    if extra is not None:
+        return extra()
+    targets = ", ".join(s.lstrip("?") for s in sources)
+    raise AttributeError(f"module {alias!r} (leafgrad.compat alias of {targets}) has no attribute {name!r}")
+
+
 def _make_getattr(module: types.ModuleType, alias: str, sources: Sequence[str]) -> Callable[[str], Any]:
     """A module-level ``__getattr__`` for the proxy ``module``; a name found once is kept in its dict."""
-
-    def lookup(name: str) -> Any:
-        if name in _OWN_NAMES.get(alias, {}):
-            return _OWN_NAMES[alias][name]
-        for mod in _source_modules(sources):
-            if hasattr(mod, name):
-                return getattr(mod, name)
-        if name == "setup_variable":
-            return setup_variable
-        if alias == ALIAS:
-            if name in SUBMODULES:
-                return importlib.import_module(f"{ALIAS}.{name}")
-            if name in _TOP_LEVEL_EXTRAS:
-                return getattr(importlib.import_module(f"{TARGET}.{_TOP_LEVEL_EXTRAS[name]}"), name)
-        targets = ", ".join(s.lstrip("?") for s in sources)
-        raise AttributeError(f"module {alias!r} (leafgrad.compat alias of {targets}) has no attribute {name!r}")
 
     def __getattr__(name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        value = lookup(name)
+        value = _lookup(alias, sources, name)
         module.__dict__[name] = value
         return value
 
     return __getattr__
+
+
+def _names(alias: str, sources: Sequence[str], public_only: bool) -> list:
+    """The names a proxy offers: its sources' (their ``__all__`` when ``public_only``) and DeZero's."""
+    names = set(_OWN_NAMES.get(alias, {})) | set(_dezero_names.OVERRIDES.get(alias, {}))
+    names |= set(_dezero_names.EXTRAS.get(alias, {}))
+    for mod in _source_modules(sources):
+        names |= set(getattr(mod, "__all__", ())) if public_only else set(dir(mod))
+    if public_only:
+        names = {n for n in names if not n.startswith("_")}
+    return sorted(names)
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -153,16 +167,14 @@ class _AliasLoader(importlib.abc.Loader):
             # alias becomes the leafgrad module itself, its own __spec__ and __name__ untouched.
             sys.modules[self.alias] = importlib.import_module(self.target)
             return
-        sources = _PROXIES[self.alias]
-        module.__dict__["__getattr__"] = _make_getattr(module, self.alias, sources)
+        sources, alias = _PROXIES[self.alias], self.alias
+        module.__dict__["__getattr__"] = _make_getattr(module, alias, sources)
         module.__dict__["__doc__"] = (f"leafgrad.compat alias: names come from "
-                                      f"{', '.join(s.lstrip('?') for s in sources)}")
-        module.__dict__["__dir__"] = lambda: sorted(
-            set(module.__dict__) | {n for m in _source_modules(sources) for n in dir(m)}
-            | (set(SUBMODULES) | set(_TOP_LEVEL_EXTRAS) if self.alias == ALIAS else set()))
-        if self.alias == ALIAS:
-            target = importlib.import_module(TARGET)
-            module.__dict__["__version__"] = getattr(target, "__version__", "0")
+                                      f"{', '.join(s.lstrip('?') for s in sources)}, and DeZero's own")
+        module.__dict__["__dir__"] = lambda: sorted(set(module.__dict__) | set(_names(alias, sources, False)))
+        module.__dict__["__all__"] = _names(alias, sources, True)  # what ``from dezero.X import *`` takes
+        if alias == ALIAS:
+            module.__dict__["__version__"] = _dezero_names.DEZERO_VERSION  # leafgrad's: leafgrad.__version__
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
@@ -173,7 +185,9 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
             return None
         if fullname in _PROXIES:
             loader = _AliasLoader(fullname, None)
-            is_pkg = fullname == ALIAS
+            # a package when leafgrad's module is one, so that ``import dezero.functions.conv`` works
+            source = _PROXIES[fullname][-1]
+            is_pkg = fullname == ALIAS or importlib.util.find_spec(source).submodule_search_locations is not None
         else:
             real = TARGET + fullname[len(ALIAS):]
             try:
@@ -213,6 +227,7 @@ def install() -> None:
                            "anything imports dezero")
     _finder = _AliasFinder()
     sys.meta_path.insert(0, _finder)
+    set_dezero_semantics(True)
 
 
 def uninstall() -> None:
@@ -221,6 +236,7 @@ def uninstall() -> None:
     if _finder is not None and _finder in sys.meta_path:
         sys.meta_path.remove(_finder)
     _finder = None
+    set_dezero_semantics(False)
     for name in [n for n in sys.modules if n == ALIAS or n.startswith(ALIAS + ".")]:
         del sys.modules[name]
 

@@ -25,6 +25,7 @@ The backward walk itself is in :mod:`leafgrad.engine`.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Optional, Sequence, Union
 
@@ -38,8 +39,8 @@ from leafgrad.cuda import array_types, cupy, get_array_module
 __all__ = [
     "Variable", "Parameter", "Function", "as_array", "as_variable",
     "add", "sub", "rsub", "mul", "div", "rdiv", "neg", "pow",
-    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "AddConstant", "MulConstant", "ConstantSub",
-    "DivConstant", "ConstantDiv",
+    "Add", "Sub", "Mul", "Div", "Neg", "Pow", "AddConstant", "SubConstant", "MulConstant", "ConstantSub",
+    "DivConstant", "ConstantDiv", "VariableStandIn", "set_dezero_semantics",
 ]
 
 ArrayLike = Any  # an ndarray (NumPy or CuPy), a NumPy scalar or a Python number
@@ -220,10 +221,13 @@ class Variable:
 
         ``retain_grad``: also keep ``grad`` on intermediate Variables still alive.
         ``create_graph``: record the backward computation, for higher-order gradients.
-        ``retain_graph``: keep each function's saved data after use (default: ``create_graph``),
-        needed to call backward through the same graph again.
+        ``retain_graph``: keep each function's saved data after use (default: ``create_graph``;
+        True under the ``dezero`` alias, as DeZero keeps it), needed to call backward through
+        the same graph again.
         """
         from leafgrad.engine import run_backward
+        if retain_graph is None and _dezero_semantics:
+            retain_graph = True  # under the dezero alias a second backward() accumulates, as in DeZero
         if self.creator is None:  # a leaf: its gradient with respect to itself
             if self.grad is None:
                 xp = get_array_module(self.data)
@@ -319,7 +323,7 @@ class Variable:
         return _with_operand(self, other, Add, AddConstant)
 
     def __sub__(self, other: Any) -> "Variable":
-        return _with_operand(self, other, Sub, _subtract_constant)
+        return _with_operand(self, other, Sub, SubConstant)
 
     def __rsub__(self, other: Any) -> "Variable":
         return _with_operand(self, other, Sub, ConstantSub, reflected=True)
@@ -364,6 +368,82 @@ class Parameter(Variable):
     """A Variable that a ``Layer`` registers as one of its trainable parameters."""
 
     __slots__ = ()
+
+
+class VariableStandIn(Variable):
+    """What ``Function.inputs`` gives for an input Variable the user dropped (or a constant).
+
+    It stands where the dropped Variable stood in the graph (same ``creator``,
+    ``generation`` and output position, so walking ``creator.inputs`` sees the
+    same graph as DeZero), holds its array only where a function kept it, and
+    knows its ``shape`` and ``dtype`` where the graph does (from that array, or,
+    under the ``dezero`` alias, from what each function notes of its inputs);
+    else they read None.  Its ``name`` is the one the Variable had when this
+    function used it under the alias, else None.
+    """
+
+    __slots__ = ("_shape", "_dtype")
+
+    def __init__(self, data: Any = None, shape: Optional[tuple] = None, dtype: Any = None) -> None:
+        super().__init__(data)
+        self._shape, self._dtype = shape, dtype
+
+    @property
+    def shape(self) -> Optional[tuple]:
+        """The shape of the Variable it stands for (None where the graph does not know it)."""
+        return self._shape if self.data is None else self.data.shape
+
+    @property
+    def dtype(self):
+        """The dtype of the Variable it stands for (None where the graph does not know it)."""
+        return self._dtype if self.data is None else self.data.dtype
+
+    @property
+    def ndim(self) -> Optional[int]:
+        """The number of dimensions (None where the shape is not known)."""
+        shape = self.shape
+        return None if shape is None else len(shape)
+
+    @property
+    def size(self) -> Optional[int]:
+        """The number of elements (None where the shape is not known)."""
+        shape = self.shape
+        return None if shape is None else int(np.prod(shape, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        if self.data is not None:
+            return super().__repr__()
+        return f"variable(<dropped>, shape={self._shape}, dtype={self._dtype})"
+
+
+#: True while the ``dezero`` alias is installed (leafgrad.compat): DeZero's semantics win where they differ.
+_dezero_semantics = False
+
+
+def set_dezero_semantics(on: bool) -> None:
+    """Switch DeZero's semantics on or off (``leafgrad.compat`` does it when it installs the alias).
+
+    On: ``backward()`` keeps the graph's saved data (``retain_graph=True``), so a second
+    ``backward()`` accumulates as in DeZero, and every recorded function notes the shape,
+    dtype and name of its inputs, so that the stand-ins of ``Function.inputs`` know them.
+    Off (the default): leafgrad's behaviour, and nothing extra on ``Function.__call__``'s path.
+    """
+    global _dezero_semantics
+    on = bool(on)
+    if on == _dezero_semantics:
+        return
+    _dezero_semantics = on
+    Function._keep = _keep_noting_inputs if on else _keep_declared
+    stack = [Function]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        cls._keeps = _keeps(cls)
+
+
+def _keeps(cls: type) -> bool:
+    """Whether a recorded call of a ``cls`` function keeps anything besides its edges (see ``Function._keep``)."""
+    return cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION or _dezero_semantics
 
 
 def _functions():
@@ -425,8 +505,15 @@ class Function:
         # A book-style function (declaring nothing) always gets Variables and returns them.
         cls._unwrap_gradients = cls.retain_inputs is None or (
             "backward" in cls.__dict__ and not cls.__module__.startswith("leafgrad."))
-        # Whether a recorded call keeps anything besides its edges (see _keep).
-        cls._keeps = cls.retain_inputs != () or bool(cls.retain_outputs) or _LEGACY_PROMOTION
+        # A backward written outside leafgrad that reads ``self.outputs[i]()`` (as DeZero's own Exp,
+        # Tanh, Sigmoid do) finds its outputs alive when it runs, as in DeZero: it is wrapped to
+        # revive the dropped ones (graph.revive_outputs), and a book-style one keeps their arrays.
+        backward = cls.__dict__.get("backward")
+        code = getattr(backward, "__code__", None)
+        if code is not None and "outputs" in code.co_names and not cls.__module__.startswith("leafgrad."):
+            cls.backward = _with_outputs_alive(backward)
+            cls._reads_outputs = True
+        cls._keeps = _keeps(cls)
 
     def __call__(self, *inputs: Any) -> Union[Variable, list]:
         """Run ``forward`` on the inputs' arrays; record this function in the graph when recording is on.
@@ -471,7 +558,9 @@ class Function:
         """Keep what backward declared it reads (and, the book's way, every input Variable)."""
         retain = self.retain_inputs
         if retain is None:
-            self.inputs = inputs
+            self._inputs = inputs
+            if self._reads_outputs:  # its backward reads self.outputs[i](): graph.revive_outputs
+                self.output_data = [y.data for y in outputs]
         elif retain:
             self._kept_inputs = tuple([xs[i] for i in retain])
         if self.retain_outputs:
@@ -539,8 +628,10 @@ class Function:
         """
         self._released = True
         # (only what was set: a function that kept nothing gets no new attributes)
-        if self.inputs is not None:
-            self.inputs = None
+        if self._inputs is not None:
+            self._inputs = None
+        if self._standins is not None:
+            self._standins = None
         if self._kept_inputs is not None:
             self._kept_inputs = None
         if self.output_data is not None:
@@ -556,8 +647,33 @@ class Function:
             f"the saved data of {type(self).__name__} was released after the first backward. "
             "Pass retain_graph=True to the first backward() to keep it.")
 
+    # ---- the graph as the seeds describe it ------------------------------------------
+    @property
+    def inputs(self) -> Optional[list]:
+        """The input Variables, as in DeZero: the very objects while they are alive, else stand-ins.
+
+        A function written the book's way keeps its inputs and gets them back.
+        For the others the list is made when read (:func:`leafgrad.graph.input_variables`):
+        a dropped input is a :class:`VariableStandIn` that knows its creator (and its
+        array only where this function or its creator kept it); a constant is a
+        constant Variable, the scalar of ``x * 2`` included.  Reading keeps no array alive.
+        None for a function that was not recorded.
+        """
+        kept = self._inputs
+        if kept is not None:
+            return kept
+        return graph.input_variables(self)
+
+    @inputs.setter
+    def inputs(self, value: Optional[list]) -> None:
+        self._inputs = value
+
     # Defaults, so that reading them on a function that kept nothing is not an error.
-    inputs: Optional[list] = None
+    _inputs: Optional[list] = None
+    _standins: Optional[dict] = None  # stand-ins made by reading ``inputs`` (graph.input_variables)
+    _input_meta: Optional[list] = None  # (shape, dtype, name) of each input, noted under the dezero alias only
+    #: Where DeZero's graph has a constant Variable that this one-input form keeps as the number ``c``.
+    _dezero_constant: Optional[int] = None
     _kept_inputs: Optional[tuple] = None
     outputs: list = []
     output_data: Optional[list] = None
@@ -567,8 +683,29 @@ class Function:
     #: True once backward ran through this function without retain_graph: its data is gone.
     _released = False
     _unwrap_gradients = False
+    _reads_outputs = False
     _keeps = True
     _input_dtypes: Optional[list] = None
+
+
+_keep_declared = Function._keep
+
+
+def _keep_noting_inputs(self: Function, inputs: list, xs: list, outputs: list) -> None:
+    """``Function._keep`` under the dezero alias: also note each input's shape, dtype and name."""
+    _keep_declared(self, inputs, xs, outputs)
+    self._input_meta = [None if x is None else (x.shape, x.dtype, v.name) for x, v in zip(xs, inputs)]
+
+
+def _with_outputs_alive(backward: Any) -> Any:
+    """``backward`` run with the function's dropped outputs revived, so ``self.outputs[i]()`` is a Variable."""
+
+    @functools.wraps(backward)
+    def backward_with_outputs(self: Function, *gys: Any) -> Any:
+        alive = graph.revive_outputs(self)  # noqa: F841 (held while backward runs)
+        return backward(self, *gys)
+
+    return backward_with_outputs
 
 
 def _float_kind(dtype: Any) -> bool:
@@ -711,6 +848,10 @@ class Add(Function):
         return (ops.sum_to(gy, self.x0_shape) if need0 else None,
                 ops.sum_to(gy, self.x1_shape) if need1 else None)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Add."""
+        g.op("Add", *inputs, out=outputs[0])
+
 
 @checked(x0=ARRAY, x1=ARRAY)
 def add(x0: Any, x1: Any) -> Variable:
@@ -718,8 +859,14 @@ def add(x0: Any, x1: Any) -> Variable:
     return _binary(x0, x1, Add, AddConstant, AddConstant)
 
 
-class AddConstant(Function):
-    """``x + c`` for a scalar constant ``c`` (kept as a number, not as a graph node)."""
+class AddConstant(Add):
+    """``x + c`` for a scalar constant ``c`` (kept as a number, not as a graph node).
+
+    DeZero records ``Add`` with a constant Variable: this is an ``Add``, named so, and its
+    ``inputs`` read ``[x, variable(c)]``.
+    """
+
+    _dezero_constant = 1
 
     retain_inputs = ()
 
@@ -731,6 +878,10 @@ class AddConstant(Function):
 
     def backward(self, gy):
         return gy
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Add with the constant."""
+        g.op("Add", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
 
 
 class Sub(Function):
@@ -747,16 +898,32 @@ class Sub(Function):
         return (ops.sum_to(gy, self.x0_shape) if need0 else None,
                 ops.sum_to(-gy, self.x1_shape) if need1 else None)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Sub."""
+        g.op("Sub", *inputs, out=outputs[0])
 
-def _subtract_constant(c: Any) -> "AddConstant":
-    """``x - c`` is ``x + (-c)``."""
-    return AddConstant(-c)
+
+class SubConstant(Sub):
+    """``x - c`` for a scalar constant ``c``; DeZero's ``Sub`` with ``inputs`` ``[x, variable(c)]``."""
+
+    retain_inputs = ()
+    _dezero_constant = 1
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x - self.c
+
+    def backward(self, gy):
+        return gy
+
 
 
 @checked(x0=ARRAY, x1=ARRAY)
 def sub(x0: Any, x1: Any) -> Variable:
     """``x0 - x1``."""
-    return _binary(x0, x1, Sub, _subtract_constant, ConstantSub)
+    return _binary(x0, x1, Sub, SubConstant, ConstantSub)
 
 
 @checked(x0=ARRAY, x1=ARRAY)
@@ -765,10 +932,11 @@ def rsub(x0: Any, x1: Any) -> Variable:
     return sub(x1, x0)
 
 
-class ConstantSub(Function):
-    """``c - x`` for a scalar constant ``c``."""
+class ConstantSub(Sub):
+    """``c - x`` for a scalar constant ``c``; DeZero's ``Sub`` with ``inputs`` ``[variable(c), x]``."""
 
     retain_inputs = ()
+    _dezero_constant = 0
 
     def __init__(self, c: Any) -> None:
         self.c = c
@@ -778,6 +946,10 @@ class ConstantSub(Function):
 
     def backward(self, gy):
         return -gy
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Sub with the constant."""
+        g.op("Sub", g.scalar(self.c, inputs[0]), inputs[0], out=outputs[0])
 
 
 class Neg(Function):
@@ -790,6 +962,10 @@ class Neg(Function):
 
     def backward(self, gy):
         return -gy
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Neg."""
+        g.op("Neg", *inputs, out=outputs[0])
 
 
 @checked(x=ARRAY)
@@ -813,6 +989,10 @@ class Mul(Function):
         return (ops.sum_to(gy * x1, x0.shape) if need0 else None,
                 ops.sum_to(gy * x0, x1.shape) if need1 else None)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Mul."""
+        g.op("Mul", *inputs, out=outputs[0])
+
 
 @checked(x0=ARRAY, x1=ARRAY)
 def mul(x0: Any, x1: Any) -> Variable:
@@ -820,10 +1000,11 @@ def mul(x0: Any, x1: Any) -> Variable:
     return _binary(x0, x1, Mul, MulConstant, MulConstant)
 
 
-class MulConstant(Function):
-    """``x * c`` for a scalar constant ``c``."""
+class MulConstant(Mul):
+    """``x * c`` for a scalar constant ``c``; DeZero's ``Mul`` with ``inputs`` ``[x, variable(c)]``."""
 
     retain_inputs = ()
+    _dezero_constant = 1
     fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
@@ -834,6 +1015,10 @@ class MulConstant(Function):
 
     def backward(self, gy):
         return gy * self.c
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Mul with the constant."""
+        g.op("Mul", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
 
 
 class Div(Function):
@@ -851,6 +1036,10 @@ class Div(Function):
         return (ops.sum_to(gy / x1, x0.shape) if need0 else None,
                 ops.sum_to(gy * (-x0 / (x1 * x1)), x1.shape) if need1 else None)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Div."""
+        g.op("Div", *inputs, out=outputs[0])
+
 
 @checked(x0=ARRAY, x1=ARRAY)
 def div(x0: Any, x1: Any) -> Variable:
@@ -864,10 +1053,11 @@ def rdiv(x0: Any, x1: Any) -> Variable:
     return div(x1, x0)
 
 
-class DivConstant(Function):
-    """``x / c`` for a scalar constant ``c``."""
+class DivConstant(Div):
+    """``x / c`` for a scalar constant ``c``; DeZero's ``Div`` with ``inputs`` ``[x, variable(c)]``."""
 
     retain_inputs = ()
+    _dezero_constant = 1
     fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
@@ -879,11 +1069,19 @@ class DivConstant(Function):
     def backward(self, gy):
         return gy / self.c
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Div with the constant."""
+        g.op("Div", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
 
-class ConstantDiv(Function):
-    """``c / x`` for a scalar constant ``c``; backward reads ``x``."""
+
+class ConstantDiv(Div):
+    """``c / x`` for a scalar constant ``c``; backward reads ``x``.
+
+    DeZero's ``Div`` with ``inputs`` ``[variable(c), x]``.
+    """
 
     retain_inputs = (0,)
+    _dezero_constant = 0
     fresh_gradients = True
 
     def __init__(self, c: Any) -> None:
@@ -895,6 +1093,18 @@ class ConstantDiv(Function):
     def backward(self, gy):
         x, = self.get_retained_inputs()
         return gy * (-self.c) / (x * x)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Div with the constant."""
+        g.op("Div", g.scalar(self.c, inputs[0]), inputs[0], out=outputs[0])
+
+
+# The constant forms are DeZero's classes to code that asks (``isinstance(f, Sub)``) and to
+# pictures and messages (``type(f).__name__``); ``__qualname__`` keeps the form's own name.
+for _form, _dezero_name in ((AddConstant, "Add"), (SubConstant, "Sub"), (ConstantSub, "Sub"),
+                            (MulConstant, "Mul"), (DivConstant, "Div"), (ConstantDiv, "Div")):
+    _form.__name__ = _dezero_name
+del _form, _dezero_name
 
 
 class Pow(Function):
@@ -913,6 +1123,10 @@ class Pow(Function):
         x, = self.get_retained_inputs()
         c = self.c
         return c * x ** (c - 1) * gy
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Pow with the constant."""
+        g.op("Pow", inputs[0], g.scalar(self.c, inputs[0]), out=outputs[0])
 
 
 @checked(x=ARRAY)

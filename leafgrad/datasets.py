@@ -20,7 +20,7 @@ from leafgrad.transforms import Compose, Flatten, Normalize, ToFloat
 
 __all__ = [
     "Dataset", "Spiral", "get_spiral", "SinCurve", "MNIST", "CIFAR10", "CIFAR100", "Shakespear",
-    "ImageNet",
+    "ImageNet", "TinyShakespeare", "CharText",
 ]
 
 
@@ -352,3 +352,7 @@ class Shakespear(Dataset):
         self.label = indices[1:]
         self.char_to_id = char_to_id
         self.id_to_char = {i: ch for ch, i in char_to_id.items()}
+
+
+# Character-level text for transformers (nanoGPT's vocabulary and split): see leafgrad/text.py.
+from leafgrad.text import CharText, TinyShakespeare  # noqa: E402

@@ -19,6 +19,7 @@ backward walk (:mod:`leafgrad.engine`) pours gradients into.
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 import weakref
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
@@ -26,9 +27,9 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 from leafgrad import core  # only its classes, read when a function runs (core imports this module)
 from leafgrad.cuda import array_types
 
-__all__ = ["connect", "input_variable", "output_variable",
+__all__ = ["connect", "input_variable", "output_variable", "input_variables", "revive_outputs",
            "edge_to", "inputs_of", "functions_of", "leaves_of", "leaf_edge_counts", "unchain",
-           "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF"]
+           "apply_known", "cut_off", "PendingGradients", "RELEASED_LEAF", "tracing", "traced"]
 
 
 class _ReleasedLeaf:
@@ -77,6 +78,8 @@ def connect(func: Any, inputs: Sequence[Any], outputs: List[Any]) -> bool:
     func._edges = edges
     if len(edges) > 1:  # (a recorded one-input function needs its input's gradient: the class default)
         func.needs_input_grad = tuple([e is not None for e in edges])
+    if _tracing:
+        _trace(func, inputs, outputs, edges)
     generation += 1
     if len(outputs) == 1:
         y = outputs[0]
@@ -90,6 +93,47 @@ def connect(func: Any, inputs: Sequence[Any], outputs: List[Any]) -> bool:
             y._output_index = i
         func.outputs = [weakref.ref(y) for y in outputs]
     return True
+
+
+# =============================================================================
+# Tracing: what an exporter needs besides the edges
+# =============================================================================
+_tracing = 0  # > 0 inside ``tracing()``: ``connect`` then calls ``_trace``
+
+
+def _trace(func: Any, inputs: Sequence[Any], outputs: List[Any], edges: list) -> None:
+    """Give ``func`` its ``_traced``: the arrays of its constant inputs, and every input's and output's (shape, dtype)."""
+    func._traced = ({k: x.data for k, x in enumerate(inputs) if edges[k] is None},
+                    [(None, None) if x.data is None else (x.data.shape, x.data.dtype) for x in inputs],
+                    [(y.data.shape, y.data.dtype) for y in outputs])
+
+
+@contextlib.contextmanager
+def tracing() -> Iterator[None]:
+    """While it runs, each function recorded also keeps what ``traced`` returns (for ``leafgrad.onnx``).
+
+    The edges of a constant input lead nowhere, and a function keeps only what
+    its backward declared; an exporter needs the constant arrays themselves
+    (a mask, the ids fed to an embedding, running statistics) and the shapes.
+    """
+    global _tracing
+    _tracing += 1
+    try:
+        yield
+    finally:
+        _tracing -= 1
+
+
+def traced(func: Any) -> Tuple[dict, list, list]:
+    """``(constants, input_meta, output_meta)`` of a function recorded inside ``tracing()``.
+
+    ``constants`` maps an input position to the array of that constant input
+    (``None`` for a missing optional input); the metas are ``(shape, dtype)`` per input and output.
+    """
+    t = getattr(func, "_traced", None)
+    if t is None:
+        raise RuntimeError(f"{type(func).__name__} was not recorded inside graph.tracing()")
+    return t
 
 
 def edge_to(y: Any) -> Any:
@@ -128,7 +172,7 @@ def output_variable(func: Any, index: int, data: Any) -> Any:
     same place in the graph, so that gradients through it reach ``func``.
     """
     y = func.outputs[index]()
-    if y is not None:
+    if y is not None and (y.data is not None or type(y) is not core.VariableStandIn):
         return y
     return _make_output(func, index, data)
 
@@ -147,7 +191,9 @@ def input_variable(func: Any, k: int, data: Any) -> Any:
         return edge
     creator, index = edge if type(edge) is tuple else (edge, 0)
     y = creator.outputs[index]()
-    return y if y is not None else _make_output(creator, index, data)
+    if y is not None and (y.data is not None or type(y) is not core.VariableStandIn):
+        return y
+    return _make_output(creator, index, data)
 
 
 def apply_known(node: Any, data: Any, func: Any, inputs: Sequence[int]) -> Any:
@@ -162,6 +208,104 @@ def apply_known(node: Any, data: Any, func: Any, inputs: Sequence[int]) -> Any:
         raise TypeError(f"apply_known: {type(node).__name__} must declare retain_inputs = ()")
     node.forward = lambda *xs: data  # the result is already known
     return node(*[input_variable(func, k, None) for k in inputs])
+
+
+# =============================================================================
+# Function.inputs as the seeds describe it
+# =============================================================================
+def input_variables(func: Any) -> Optional[list]:
+    """``func.inputs`` as in DeZero, made from the edges when read; None if ``func`` was not recorded.
+
+    * a leaf: the leaf Variable itself;
+    * a computed input: the Variable if it is alive, else a ``VariableStandIn`` at its
+      place in the graph (its ``creator`` and output position), holding the array only
+      where ``func`` or the creator kept it.  The creator's ``outputs`` slot then points
+      (weakly) at that stand-in, so ``creator.outputs[i]()`` and ``func.inputs[k]`` are
+      one object, as in DeZero;
+    * a constant: a constant Variable (the number ``c`` of a one-input form such as
+      ``x * 2`` stands at DeZero's place for it, see ``Function._dezero_constant``).
+
+    Stand-ins are kept on ``func`` (``_standins``) so that reading twice gives the same
+    objects; a backward that releases ``func`` drops them.  Nothing here keeps an array
+    that the graph did not keep already, and no reference cycle is made (a stand-in
+    points up the graph, at the creator; the creator points at it weakly).
+    """
+    edges = func._edges
+    if edges is None:
+        return None
+    standins = func._standins
+    if standins is None:
+        standins = func._standins = {}
+    meta = func._input_meta
+    variables = []
+    for k, edge in enumerate(edges):
+        if _is_leaf(edge):
+            variables.append(edge)
+            continue
+        v = standins.get(k)
+        if v is None:
+            shape, dtype, name = meta[k] if meta is not None and meta[k] is not None else (None, None, None)
+            if edge is None or edge is RELEASED_LEAF:
+                v = core.VariableStandIn(_kept_input(func, k), shape, dtype)
+                v.requires_grad = edge is RELEASED_LEAF
+                v.name = name
+            else:
+                creator, index = edge if type(edge) is tuple else (edge, 0)
+                v = creator.outputs[index]()
+                if v is None:
+                    data = _kept_input(func, k)
+                    if data is None and creator.output_data is not None:
+                        data = creator.output_data[index]
+                    if shape is None and len(creator.outputs) > 1:
+                        shape, dtype = creator._output_meta[index]
+                    v = core.VariableStandIn(data, shape, dtype)
+                    v.name = name
+                    v.creator = creator
+                    v.generation = creator.generation + 1
+                    v._output_index = index
+                    creator.outputs[index] = weakref.ref(v)
+                if type(v) is not core.VariableStandIn:
+                    variables.append(v)  # the user's Variable, alive: never kept here
+                    continue
+                if v.data is None:  # made by another consumer that kept less than this one
+                    v.data = _kept_input(func, k)
+            standins[k] = v
+        variables.append(v)
+    position = func._dezero_constant
+    if position is not None:
+        c = standins.get("c")
+        if c is None:
+            c = standins["c"] = core.Variable(core.as_array(func.c))
+            c.requires_grad = False
+        variables.insert(position, c)
+    return variables
+
+
+def revive_outputs(func: Any) -> list:
+    """Make each dropped output of ``func`` a graph-connected Variable again, for its backward to read.
+
+    A book-style backward may read ``self.outputs[i]()`` (DeZero's Exp, Tanh, Sigmoid
+    do): in DeZero the output is alive because the function that used it keeps it.
+    Here such a function kept its outputs' arrays (``Function._reads_outputs``); the
+    returned list holds the revived Variables while the backward runs.
+    """
+    held = []
+    data = func.output_data
+    for i, ref in enumerate(func.outputs):
+        y = ref()
+        if y is None and data is not None:
+            y = _make_output(func, i, data[i])
+            func.outputs[i] = weakref.ref(y)
+        held.append(y)
+    return held
+
+
+def _kept_input(func: Any, k: int) -> Any:
+    """The array of input ``k`` if ``func`` kept it (``retain_inputs``), else None."""
+    kept = func._kept_inputs
+    if kept is not None and k in func.retain_inputs:
+        return kept[func.retain_inputs.index(k)]
+    return None
 
 
 # =============================================================================

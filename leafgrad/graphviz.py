@@ -24,7 +24,8 @@ from typing import Any, Optional
 
 from leafgrad._atomic import write_atomic
 
-__all__ = ["get_dot_graph", "plot_dot_graph", "GRAPHVIZ_HINT"]
+__all__ = ["get_dot_graph", "plot_dot_graph", "GRAPHVIZ_HINT",
+           "get_dezero_dot_graph", "plot_dezero_dot_graph", "dezero_dot_var", "dezero_dot_func"]
 
 #: What to tell a user whose machine has no ``dot`` program.
 GRAPHVIZ_HINT = ("install Graphviz to render it (Debian/Ubuntu: apt-get install graphviz; "
@@ -59,8 +60,8 @@ def _var_label(var: Any, verbose: bool) -> str:
 
 def _kept_input(func: Any, k: int) -> Any:
     """The array of input ``k`` if ``func`` keeps it (book-style ``inputs``, or ``retain_inputs``), else None."""
-    if func.inputs is not None:
-        return func.inputs[k].data
+    if func._inputs is not None:  # kept the book's way
+        return func._inputs[k].data
     if func._kept_inputs is not None and k in (func.retain_inputs or ()):
         return func._kept_inputs[func.retain_inputs.index(k)]
     return None
@@ -154,6 +155,65 @@ def get_dot_graph(output: Any, verbose: bool = True) -> str:
     return "digraph g {\n" + "\n".join(lines) + "\n}"
 
 
+# =============================================================================
+# DeZero's picture (what ``dezero.utils`` draws under the alias)
+# =============================================================================
+def dezero_dot_var(v: Any, verbose: bool = False) -> str:
+    """DeZero's ``utils._dot_var``: the DOT line of Variable ``v`` (its name; shape and dtype when ``verbose``).
+
+    A stand-in for a dropped Variable shows the shape and dtype the graph knows.
+    """
+    name = "" if v.name is None else str(v.name)
+    shape = v.shape if v.data is not None else getattr(v, "_shape", None)
+    if verbose and shape is not None:
+        if v.name is not None:
+            name += ": "
+        name += f"{shape} {v.dtype}"
+    return f"{id(v)} [label={_quote(name)}, {_ALIVE}]\n"
+
+
+def dezero_dot_func(f: Any) -> str:
+    """DeZero's ``utils._dot_func``: the DOT line of function ``f`` and its edges from inputs and to outputs."""
+    lines = [f"{id(f)} [label={_quote(type(f).__name__)}, {_FUNC}]\n"]
+    for x in f.inputs or ():
+        lines.append(f"{id(x)} -> {id(f)}\n")
+    for y in f.outputs:
+        lines.append(f"{id(f)} -> {id(y())}\n")
+    return "".join(lines)
+
+
+def get_dezero_dot_graph(output: Any, verbose: bool = True) -> str:
+    """DeZero's ``get_dot_graph``: the nodes and edges found by walking ``creator.inputs`` from ``output``.
+
+    Under the ``dezero`` alias this is ``dezero.utils.get_dot_graph``: the same
+    nodes and edges as DeZero draws for the same program (constants as Variables,
+    ``x * 2`` as ``Mul``), each function once, node ids from ``id()`` as in DeZero.
+    """
+    from leafgrad.core import Variable
+    if not isinstance(output, Variable):
+        raise TypeError(f"get_dot_graph: expected a Variable, got {type(output).__name__}")
+    text = [dezero_dot_var(output, verbose)]
+    funcs = [] if output.creator is None else [output.creator]
+    seen = set(funcs)
+    kept = []  # the stand-ins read, alive until the text is done (their ids are node ids)
+    while funcs:
+        f = funcs.pop()
+        inputs = f.inputs or []
+        kept.append(inputs)
+        text.append(dezero_dot_func(f))
+        for x in inputs:
+            text.append(dezero_dot_var(x, verbose))
+            if x.creator is not None and x.creator not in seen:
+                seen.add(x.creator)
+                funcs.append(x.creator)
+    return "digraph g {\n" + "".join(text) + "}"
+
+
+def plot_dezero_dot_graph(output: Any, verbose: bool = True, to_file: str = "graph.png") -> Optional[Any]:
+    """DeZero's ``plot_dot_graph``: draw :func:`get_dezero_dot_graph` into ``to_file`` (see :func:`plot_dot_graph`)."""
+    return _show(render_dot(get_dezero_dot_graph(output, verbose), to_file), to_file)
+
+
 def render_dot(dot_text: str, to_file: str) -> str:
     """Render DOT text to ``to_file`` (format from its extension; ``.dot`` writes the text itself).
 
@@ -197,7 +257,11 @@ def plot_dot_graph(output: Any, verbose: bool = True, to_file: str = "graph.png"
     a warning says how to install Graphviz.  Inside IPython/Jupyter an image is
     returned for inline display, as in DeZero; otherwise the path written.
     """
-    path = render_dot(get_dot_graph(output, verbose), to_file)
+    return _show(render_dot(get_dot_graph(output, verbose), to_file), to_file)
+
+
+def _show(path: str, to_file: str) -> Any:
+    """An IPython image of ``to_file`` inside IPython/Jupyter (as DeZero returns), else ``path``."""
     if path == to_file and os.path.splitext(path)[1].lower() in (".png", ".jpg", ".jpeg"):
         try:
             from IPython import get_ipython  # type: ignore[import-not-found]

@@ -24,7 +24,9 @@ from leafgrad import cuda
 from leafgrad.core import Parameter, Variable
 from leafgrad.utils import pair
 
-__all__ = ["Layer", "Linear", "Conv2d", "Deconv2d", "RNN", "LSTM", "EmbedID", "BatchNorm"]
+__all__ = ["Layer", "Linear", "Conv2d", "Deconv2d", "RNN", "LSTM", "EmbedID", "BatchNorm",
+           # beyond DeZero: the pieces of a transformer
+           "Embedding", "LayerNorm", "KVCache", "CausalSelfAttention", "TransformerBlock"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -453,3 +455,155 @@ class BatchNorm(Layer):
             self._init_params(x)
         return F.batch_norm(x, self.gamma, self.beta, self.avg_mean.data, self.avg_var.data,
                             decay=self.decay, eps=self.eps)
+
+
+# =============================================================================
+# Beyond DeZero: Embedding / LayerNorm / attention / transformer block
+# =============================================================================
+class Embedding(EmbedID):
+    """A lookup table with PyTorch's argument names: ``Embedding(num_embeddings, embedding_dim)``.
+
+    The same layer as ``EmbedID``: ``W`` of shape ``(num_embeddings, embedding_dim)`` drawn
+    from ``randn`` (as ``torch.nn.Embedding``), float32 by default; ``layer(ids)`` is ``W[ids]``.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype: Any = np.float32) -> None:
+        super().__init__(num_embeddings, embedding_dim, dtype=dtype)
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
+
+
+class LayerNorm(Layer):
+    """Layer normalization over the trailing ``normalized_shape`` axes, with a gain ``gamma`` (ones)
+    and, unless ``bias=False``, a shift ``beta`` (zeros): ``F.layer_norm(x, gamma, beta, eps)``."""
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, bias: bool = True,
+                 dtype: Any = np.float32) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        if not shape or any(int(n) <= 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}")
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps = eps
+        self.gamma = Parameter(np.ones(self.normalized_shape, dtype=dtype), name="gamma")
+        self.beta = Parameter(np.zeros(self.normalized_shape, dtype=dtype), name="beta") if bias else None
+
+    def forward(self, x: Any) -> Variable:
+        return F.layer_norm(x, self.gamma, self.beta, eps=self.eps)
+
+    def __repr__(self) -> str:
+        return f"LayerNorm({self.normalized_shape}, eps={self.eps}, bias={self.beta is not None})"
+
+
+def _normal_linear(in_size: int, out_size: int, bias: bool, std: float, rng: Any, dtype: Any) -> Linear:
+    """A ``Linear(in_size -> out_size)`` with ``W ~ N(0, std^2)`` drawn from ``rng`` (nanoGPT's init), zero bias."""
+    layer = Linear(out_size, nobias=not bias, dtype=dtype)  # lazy: draws nothing
+    layer.in_size = in_size
+    w = rng.standard_normal((in_size, out_size)).astype(dtype)
+    w *= std
+    layer.W.data = w
+    return layer
+
+
+class KVCache:
+    """The keys and values an attention layer has seen, for generation one position at a time.
+
+    ``k`` and ``v`` are ``(B, H, T, D)`` Variables (None while empty); ``len(cache)`` is ``T``.
+    Meant for ``no_grad()``: a cache filled while recording would keep the graph alive.
+    """
+
+    def __init__(self) -> None:
+        self.k: Optional[Variable] = None
+        self.v: Optional[Variable] = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def reset(self) -> None:
+        """Forget every position."""
+        self.k = self.v = None
+
+    def append(self, k: Variable, v: Variable) -> Tuple[Variable, Variable]:
+        """Add the new positions' keys and values; return all of them."""
+        if self.k is not None:
+            k = F.concat([self.k, k], axis=2)
+            v = F.concat([self.v, v], axis=2)
+        self.k, self.v = k, v
+        return k, v
+
+
+class CausalSelfAttention(Layer):
+    """Multi-head causal self-attention with one fused ``q, k, v`` projection (as nanoGPT).
+
+    ``CausalSelfAttention(n_embd, n_head, dropout=0.0, bias=False)`` maps ``(B, T, n_embd)`` to
+    ``(B, T, n_embd)``: ``c_attn`` (``n_embd -> 3 n_embd``), ``scaled_dot_product_attention`` with
+    ``causal=True`` over ``n_head`` heads, ``c_proj`` (``n_embd -> n_embd``), dropout on the
+    result in training.  Weights are drawn from ``N(0, 0.02^2)`` (``proj_std`` for ``c_proj``) with
+    ``rng`` (default NumPy's global generator).  ``forward(x, cache)`` with a ``KVCache`` attends
+    to the cached positions too and adds the new ones to it.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = False,
+                 dtype: Any = np.float32, init_std: float = 0.02, proj_std: Optional[float] = None,
+                 rng: Any = None) -> None:
+        super().__init__()
+        if n_head <= 0 or n_embd <= 0 or n_embd % n_head:
+            raise ValueError(f"CausalSelfAttention: n_embd ({n_embd}) must be a positive multiple of "
+                             f"n_head ({n_head})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"CausalSelfAttention: dropout must be in [0, 1), got {dropout}")
+        rng = np.random if rng is None else rng
+        self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
+        self.c_attn = _normal_linear(n_embd, 3 * n_embd, bias, init_std, rng, dtype)
+        self.c_proj = _normal_linear(n_embd, n_embd, bias, init_std if proj_std is None else proj_std, rng, dtype)
+
+    def forward(self, x: Any, cache: Optional[KVCache] = None) -> Variable:
+        B, T, C = x.shape
+        if C != self.n_embd:
+            raise ValueError(f"CausalSelfAttention: input of shape {x.shape}, expected (B, T, {self.n_embd})")
+        H = self.n_head
+        q, k, v = [F.transpose(F.reshape(a, (B, T, H, C // H)), (0, 2, 1, 3))  # (B, H, T, D), views
+                   for a in F.split(self.c_attn(x), 3, axis=2)]
+        if cache is not None:
+            k, v = cache.append(k, v)
+        y = F.scaled_dot_product_attention(q, k, v, causal=True)
+        y = F.reshape(F.transpose(y, (0, 2, 1, 3)), (B, T, C))
+        y = self.c_proj(y)
+        if self.dropout:
+            y = F.dropout(y, self.dropout)
+        return y
+
+    def __repr__(self) -> str:
+        return f"CausalSelfAttention(n_embd={self.n_embd}, n_head={self.n_head}, dropout={self.dropout})"
+
+
+class TransformerBlock(Layer):
+    """A pre-LayerNorm transformer block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``.
+
+    The MLP is ``c_fc`` (``n_embd -> 4 n_embd``), exact GELU, ``c_proj`` (``4 n_embd -> n_embd``),
+    dropout.  ``TransformerBlock(n_embd, n_head, dropout=0.0, bias=False)``; the initialization
+    arguments are those of ``CausalSelfAttention``.  ``forward(x, cache)`` passes the ``KVCache``
+    to the attention.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = False,
+                 dtype: Any = np.float32, init_std: float = 0.02, proj_std: Optional[float] = None,
+                 rng: Any = None) -> None:
+        super().__init__()
+        rng = np.random if rng is None else rng
+        proj_std = init_std if proj_std is None else proj_std
+        self.dropout = dropout
+        self.ln_1 = LayerNorm(n_embd, bias=bias, dtype=dtype)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias, dtype, init_std, proj_std, rng)
+        self.ln_2 = LayerNorm(n_embd, bias=bias, dtype=dtype)
+        self.c_fc = _normal_linear(n_embd, 4 * n_embd, bias, init_std, rng, dtype)
+        self.c_proj = _normal_linear(4 * n_embd, n_embd, bias, proj_std, rng, dtype)
+
+    def forward(self, x: Any, cache: Optional[KVCache] = None) -> Variable:
+        x = x + self.attn(self.ln_1(x), cache)
+        h = self.c_proj(F.gelu(self.c_fc(self.ln_2(x))))
+        if self.dropout:
+            h = F.dropout(h, self.dropout)
+        return x + h

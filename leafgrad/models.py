@@ -7,6 +7,7 @@ network access; their weights are created lazily at the first forward pass.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Callable, Optional, Sequence
 
@@ -14,10 +15,11 @@ import numpy as np
 
 import leafgrad.functions as F
 import leafgrad.layers as L
-from leafgrad.core import Variable
+from leafgrad.config import no_grad, test_mode
+from leafgrad.core import Parameter, Variable
 from leafgrad.layers import Layer
 
-__all__ = ["Model", "Sequential", "MLP", "SmallCNN", "VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152",
+__all__ = ["Model", "Sequential", "MLP", "SmallCNN", "GPT", "VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152",
            "SqueezeNet"]
 
 
@@ -94,6 +96,142 @@ class SmallCNN(Model):
 # =============================================================================
 # Pretrained weights
 # =============================================================================
+# =============================================================================
+# GPT
+# =============================================================================
+class GPT(Model):
+    """A GPT language model as nanoGPT's: token and position embeddings, ``n_layer`` pre-LN
+    ``TransformerBlock``s, a final ``LayerNorm``, and an output layer tied to the token embedding.
+
+    ``GPT(vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
+    seed=None)``.  ``model(idx)`` takes integer ids ``(B, T)`` with ``T <= block_size`` and returns
+    logits ``(B, T, vocab_size)``.  Weights are drawn as nanoGPT draws them: ``N(0, 0.02^2)``, the
+    residual projections ``N(0, (0.02 / sqrt(2 n_layer))^2)``, biases zero, LayerNorm gains one;
+    from ``np.random.RandomState(seed)``, or NumPy's global generator when ``seed`` is None.
+    Every matrix and embedding is a Parameter of two axes; biases and gains have one.
+    ``dropout`` (training only) applies, as nanoGPT's, after the embeddings, the attention's
+    output projection and the MLP; not to the attention probabilities.
+    """
+
+    def __init__(self, vocab_size: int, block_size: int = 64, n_layer: int = 4, n_head: int = 4,
+                 n_embd: int = 128, dropout: float = 0.0, bias: bool = False,
+                 seed: Optional[int] = None) -> None:
+        super().__init__()
+        for label, value in (("vocab_size", vocab_size), ("block_size", block_size), ("n_layer", n_layer),
+                             ("n_head", n_head), ("n_embd", n_embd)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"GPT: {label} must be a positive int, got {value!r}")
+        if n_embd % n_head:
+            raise ValueError(f"GPT: n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"GPT: dropout must be in [0, 1), got {dropout}")
+        self.vocab_size, self.block_size = int(vocab_size), int(block_size)
+        self.n_layer, self.n_head, self.n_embd = int(n_layer), int(n_head), int(n_embd)
+        self.dropout, self.bias = float(dropout), bool(bias)
+        rng = np.random if seed is None else np.random.RandomState(seed)
+        std, proj_std = 0.02, 0.02 / math.sqrt(2 * n_layer)
+        self.wte = _normal_embedding(vocab_size, n_embd, std, rng)
+        self.wpe = _normal_embedding(block_size, n_embd, std, rng)
+        self.blocks = []
+        for i in range(n_layer):
+            block = L.TransformerBlock(n_embd, n_head, dropout, bias, init_std=std, proj_std=proj_std, rng=rng)
+            setattr(self, "h" + str(i), block)
+            self.blocks.append(block)
+        self.ln_f = L.LayerNorm(n_embd, bias=bias)
+
+    def forward(self, idx: Any, caches: Optional[Sequence[L.KVCache]] = None) -> Variable:
+        """Logits ``(B, T, vocab_size)`` for ids ``(B, T)``; with ``caches`` (one ``KVCache`` per block),
+        ``idx`` continues the cached positions."""
+        idx = idx.data if isinstance(idx, Variable) else np.asarray(idx)
+        if idx.ndim != 2 or idx.dtype.kind not in "iu":
+            raise ValueError(f"GPT: expected integer ids of shape (B, T), got {idx.dtype} of shape {idx.shape}")
+        T = idx.shape[1]
+        start = len(caches[0]) if caches else 0
+        if T == 0 or start + T > self.block_size:
+            raise ValueError(f"GPT: cannot run a sequence of {start + T} positions: the block size (the "
+                             f"longest context) is {self.block_size}")
+        x = F.embed_id(idx, self.wte.W) + F.get_item(self.wpe.W, slice(start, start + T))
+        if self.dropout:
+            x = F.dropout(x, self.dropout)
+        for i, block in enumerate(self.blocks):
+            x = block(x, caches[i] if caches else None)
+        x = self.ln_f(x)
+        return F.linear(x, F.transpose(self.wte.W))  # the output layer: the token embedding, transposed
+
+    def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+                 rng: Any = None, use_cache: bool = True) -> np.ndarray:
+        """Continue the ids ``idx`` ``(B, T)`` by ``max_new_tokens`` sampled tokens; returns ``(B, T + N)``.
+
+        Each token is drawn from ``softmax(logits / temperature)`` (restricted to the ``top_k`` most
+        likely when given) with ``rng`` (a ``np.random.Generator`` or ``RandomState``; NumPy's global
+        generator when None), under ``no_grad()`` and ``test_mode()``.  The context is the last
+        ``block_size`` tokens at most; when it would grow past ``block_size`` it restarts from the
+        last ``block_size // 2`` (with or without the cache, the same rule, so both sample the same
+        tokens).  With ``use_cache`` a key/value cache makes each new token cost one position,
+        plus a recomputation of ``block_size // 2`` positions each time the context restarts.
+        """
+        idx = np.array(idx.data if isinstance(idx, Variable) else idx)
+        if idx.ndim != 2 or idx.dtype.kind not in "iu" or idx.shape[1] == 0:
+            raise ValueError(f"GPT.generate: expected integer ids of shape (B, T) with T >= 1, got "
+                             f"{idx.dtype} of shape {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.vocab_size):
+            raise ValueError(f"GPT.generate: ids must be in [0, {self.vocab_size}), got "
+                             f"{idx.min()}..{idx.max()}")
+        if temperature <= 0:
+            raise ValueError(f"GPT.generate: temperature must be positive, got {temperature}")
+        if top_k is not None and not 1 <= top_k:
+            raise ValueError(f"GPT.generate: top_k must be at least 1, got {top_k}")
+        rng = np.random if rng is None else rng
+        block = self.block_size
+        out = np.empty((idx.shape[0], idx.shape[1] + max_new_tokens), dtype=np.int64)
+        out[:, :idx.shape[1]] = idx
+        n = idx.shape[1]
+        start = max(0, n - block)   # where the context begins
+        caches = [L.KVCache() for _ in self.blocks] if use_cache else None
+        with no_grad(), test_mode():
+            for _ in range(max_new_tokens):
+                if n - start > block:
+                    start = n - max(1, block // 2)
+                if caches is not None:
+                    cached = len(caches[0])
+                    if cached == 0 or start + cached != n - 1:  # (re)start: the whole context at once
+                        for c in caches:
+                            c.reset()
+                        logits = self.forward(out[:, start:n], caches)
+                    else:                                      # one new position
+                        logits = self.forward(out[:, n - 1:n], caches)
+                else:
+                    logits = self.forward(out[:, start:n])
+                out[:, n] = _sample(logits.data[:, -1, :], temperature, top_k, rng)
+                n += 1
+        return out
+
+
+def _normal_embedding(num: int, dim: int, std: float, rng: Any) -> L.Embedding:
+    """An ``Embedding(num, dim)`` with ``W ~ N(0, std^2)`` from ``rng`` (drawn once)."""
+    layer = L.Embedding.__new__(L.Embedding)
+    L.Layer.__init__(layer)
+    w = rng.standard_normal((num, dim)).astype(np.float32)
+    w *= std
+    layer.W = Parameter(w, name="W")
+    layer.num_embeddings, layer.embedding_dim = num, dim
+    return layer
+
+
+def _sample(logits: np.ndarray, temperature: float, top_k: Optional[int], rng: Any) -> np.ndarray:
+    """One id per row of ``logits`` ``(B, V)``, drawn by inverting the cumulative probabilities."""
+    z = logits.astype(np.float64) / temperature
+    if top_k is not None and top_k < z.shape[1]:
+        kth = np.sort(z, axis=1)[:, -top_k][:, None]
+        z = np.where(z < kth, -np.inf, z)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    u = rng.random_sample(z.shape[0]) if hasattr(rng, "random_sample") else rng.random(z.shape[0])
+    ids = (np.cumsum(p, axis=1) < u[:, None]).sum(axis=1)
+    return np.minimum(ids, z.shape[1] - 1)
+
+
 def _load_pretrained(model: Layer, url: str) -> None:
     """Download (or find in the cache) the weights at ``url`` and load them into ``model``.
 

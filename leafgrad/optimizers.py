@@ -1,4 +1,4 @@
-"""Optimizers: ``SGD MomentumSGD AdaGrad AdaDelta Adam`` and the hooks ``WeightDecay ClipGrad FreezeParam``.
+"""Optimizers: ``SGD MomentumSGD AdaGrad AdaDelta Adam AdamW`` and the hooks ``WeightDecay ClipGrad FreezeParam``.
 
 ``optimizer = SGD(lr).setup(model)`` then, after each ``loss.backward()``,
 ``optimizer.update()`` changes every parameter that has a gradient.
@@ -23,6 +23,7 @@ first update and can be exported and restored with ``state_dict()`` /
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -32,8 +33,8 @@ import numpy as np
 from leafgrad import _kernels, cuda
 from leafgrad.core import Parameter
 
-__all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam",
-           "WeightDecay", "ClipGrad", "FreezeParam", "OPTIMIZERS", "from_name", "learning_rate"]
+__all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam", "AdamW",
+           "WeightDecay", "ClipGrad", "FreezeParam", "OPTIMIZERS", "from_name", "learning_rate", "lr_attribute"]
 
 
 # =============================================================================
@@ -502,7 +503,7 @@ class Adam(Optimizer):
         data, grad = param.data, param.grad.data
         slots = self._slots(param)
         m, v = slots["m"], slots["v"]
-        beta1, beta2, eps = float(self.beta1), float(self.beta2), float(self.eps)
+        beta1, beta2, eps = float(self.beta1), float(self.beta2), self._eps_now()
         if _kernels.fusable(data, grad, m, v):
             _kernels.launch("adam", grad, self.lr, 1 - beta1, 1 - beta2, eps, data, m, v)
             return
@@ -523,6 +524,104 @@ class Adam(Optimizer):
         step /= tmp
         data -= step
 
+    def _eps_now(self) -> float:
+        """The ``eps`` added to ``sqrt(v)`` at this step (Adam adds ``eps`` itself)."""
+        return float(self.eps)
+
+
+#: What ``AdamW(decay=...)`` accepts: a rule ``(path, param) -> bool``, or the paths (glob patterns
+#: allowed) and Parameters to decay.
+DecayChoice = Any
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter), with PyTorch's ``AdamW`` numbers.
+
+    ``AdamW(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, decay=None, no_decay=())``.
+    Each step first shrinks every decayed parameter, ``param *= 1 - lr * weight_decay``,
+    then takes the Adam step with ``eps`` added to the bias-corrected ``sqrt(v)``
+    as PyTorch does: ``param -= lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps)``.
+
+    Which parameters decay:
+
+    * ``decay=None`` (the default): those with two axes or more (weight matrices,
+      convolution kernels, embeddings), not biases or normalization gains, as
+      nanoGPT's ``configure_optimizers`` chooses;
+    * ``decay=callable``: ``decay(path, param)`` says, for the parameter at ``path``
+      in the model (``"blocks/0/attn/W"``), whether it decays;
+    * ``decay=[...]``: exactly the listed parameters, given as Parameters or as
+      paths (``fnmatch`` patterns such as ``"*/W"`` work);
+    * ``no_decay=[...]`` (Parameters or paths) is then exempted whatever the rule says.
+
+    The rule is applied to the parameters as they are at each step (their shapes
+    exist once the model has seen data); :meth:`decayed` lists the paths it picks.
+    ``lr`` is stored as ``alpha`` (as Adam names it), so schedules and checkpoints
+    treat both alike; the ``lr`` property is the bias-corrected step size, as for Adam.
+    """
+
+    hyperparams = Adam.hyperparams + ("weight_decay",)
+
+    def __init__(self, lr: float = 0.001, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, decay: DecayChoice = None,
+                 no_decay: Iterable[Any] = ()) -> None:
+        beta1, beta2 = betas
+        super().__init__(alpha=lr, beta1=beta1, beta2=beta2, eps=eps)
+        self.weight_decay = weight_decay
+        self._rule = _decay_rule(decay, no_decay)
+        self._decays: "weakref.WeakKeyDictionary[Parameter, bool]" = weakref.WeakKeyDictionary()
+
+    def _eps_now(self) -> float:
+        # Adam's step scales eps by sqrt(1 - beta2^t): PyTorch adds it after the bias correction.
+        return float(self.eps) * math.sqrt(1.0 - math.pow(self.beta2, self.t))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Advance ``t``, then decay and update every parameter that has a gradient."""
+        self._decays = weakref.WeakKeyDictionary()
+        for name, p in self._named_target_params():
+            if p.data is not None:
+                self._decays[p] = bool(self._rule(name, p))
+        super().update(*args, **kwargs)
+
+    def update_one(self, param: Parameter) -> None:
+        shrink = 1.0 - float(self.alpha) * float(self.weight_decay)
+        if shrink != 1.0 and self._decays.get(param, False):
+            param.data *= shrink
+        super().update_one(param)
+
+    def decayed(self) -> List[str]:
+        """The paths of the target's parameters that decay (those whose data exists)."""
+        return [name for name, p in self._named_target_params()
+                if p.data is not None and self._rule(name, p)]
+
+
+def _decay_rule(decay: DecayChoice, no_decay: Iterable[Any]) -> Callable[[str, Parameter], bool]:
+    """``AdamW``'s choice of decayed parameters as one function ``(path, param) -> bool``."""
+    if isinstance(no_decay, (str, Parameter)):
+        no_decay = [no_decay]
+    exempt = _matcher(no_decay, "no_decay")
+    if decay is None:
+        def chosen(name: str, p: Parameter) -> bool:
+            return p.data is not None and p.data.ndim >= 2
+    elif callable(decay) and not isinstance(decay, Parameter):
+        chosen = decay
+    else:
+        chosen = _matcher([decay] if isinstance(decay, (str, Parameter)) else decay, "decay")
+    return lambda name, p: bool(chosen(name, p)) and not exempt(name, p)
+
+
+def _matcher(items: Iterable[Any], what: str) -> Callable[[str, Parameter], bool]:
+    """Whether a parameter is one of ``items`` (Parameters, or paths and glob patterns)."""
+    ids, patterns = set(), []
+    for item in items:
+        if isinstance(item, Parameter):
+            ids.add(id(item))
+        elif isinstance(item, str):
+            patterns.append(item)
+        else:
+            raise TypeError(f"AdamW: {what} takes Parameters or parameter paths (such as 'l0/W'), "
+                            f"got {type(item).__name__}")
+    return lambda name, p: id(p) in ids or any(fnmatch.fnmatchcase(name, pat) for pat in patterns)
+
 
 # =============================================================================
 # Optimizers by name
@@ -535,6 +634,7 @@ OPTIMIZERS: Dict[str, Tuple[type, Optional[str]]] = {
     "adagrad": (AdaGrad, "lr"),
     "adadelta": (AdaDelta, None),
     "adam": (Adam, "alpha"),
+    "adamw": (AdamW, "lr"),
 }
 
 
@@ -549,10 +649,17 @@ def from_name(name: str, lr: Optional[float] = None) -> Optimizer:
     return cls(**({keyword: lr} if keyword is not None and lr is not None else {}))
 
 
+def lr_attribute(optimizer: Any) -> Optional[str]:
+    """The attribute holding ``optimizer``'s base learning rate (``"alpha"`` for Adam and AdamW, ``"lr"``
+    for SGD and most others), which a schedule sets; None for AdaDelta, which takes none."""
+    if isinstance(optimizer, AdaDelta):
+        return None
+    if isinstance(optimizer, Adam):
+        return "alpha"
+    return "lr" if isinstance(getattr(optimizer, "lr", None), (int, float)) else None
+
+
 def learning_rate(optimizer: Any) -> Optional[float]:
     """The learning rate ``optimizer`` was given (Adam's ``alpha``, SGD's ``lr``); None if it takes none."""
-    for cls, keyword in OPTIMIZERS.values():
-        if isinstance(optimizer, cls):
-            return None if keyword is None else float(getattr(optimizer, keyword))
-    lr = getattr(optimizer, "lr", None)
-    return float(lr) if isinstance(lr, (int, float)) else None
+    attr = lr_attribute(optimizer)
+    return None if attr is None else float(getattr(optimizer, attr))

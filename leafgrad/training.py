@@ -30,7 +30,15 @@ What a run does, in this order, so that the same seed gives the same numbers:
   weighted by examples, so N ranks train like one process.  The loss is summed
   over the ranks at each step, so that every rank stops at the same step.
 
+Counted in iterations instead of epochs, :meth:`Trainer.fit_iterations` draws
+each batch with ``sample(trainer.rng)`` (random windows of a text, as nanoGPT
+trains) and evaluates on fixed batches every ``eval_interval`` iterations;
+``history`` then lists :class:`IterationMetrics`.  ``schedule=`` (a
+:mod:`leafgrad.schedules` schedule) sets the learning rate before every step,
+by the iteration count ``trainer.iteration``, in either way of training.
+
 ``task="classification"`` trains with softmax cross-entropy on class indices
+(logits ``(B, T, V)`` of a sequence model with labels ``(B, T)`` too)
 and reports accuracy; ``task="regression"`` trains with mean squared error on
 ``(N, k)`` targets and reports no accuracy (NaN).
 
@@ -42,7 +50,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,7 +62,8 @@ from leafgrad.distributed import Communicator, DistributedOptimizer, ShardSample
 from leafgrad.optimizers import learning_rate
 from leafgrad.serialization import SerializationError, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "Callback", "EpochMetrics", "DivergenceError", "predict", "TASKS", "DIVERGENCE_FACTOR"]
+__all__ = ["Trainer", "Callback", "EpochMetrics", "IterationMetrics", "DivergenceError", "predict", "TASKS",
+           "DIVERGENCE_FACTOR"]
 
 #: What a :class:`Trainer` can learn: class indices (softmax cross-entropy) or numbers (mean squared error).
 TASKS = ("classification", "regression")
@@ -74,6 +83,20 @@ class EpochMetrics(NamedTuple):
     seconds: float      #: time since the run started, over all sessions
 
 
+class IterationMetrics(NamedTuple):
+    """One evaluation of a run counted in iterations (:meth:`Trainer.fit_iterations`)."""
+
+    iteration: int      #: iterations (steps) done
+    train_loss: float   #: mean loss on the fixed training batches
+    val_loss: float     #: mean loss on the fixed validation batches
+    lr: float           #: the learning rate of the last step (NaN before the first)
+    seconds: float      #: time since the run started, over all sessions
+
+
+#: The kinds of ``Trainer.history`` rows, by the name a checkpoint records.
+_METRICS_KINDS = {"epoch": EpochMetrics, "iteration": IterationMetrics}
+
+
 class DivergenceError(ArithmeticError):
     """Training stopped: the loss (or a weight) became NaN or infinite, or the loss exploded; the learning rate is too high.
 
@@ -84,15 +107,17 @@ class DivergenceError(ArithmeticError):
     """
 
     def __init__(self, epoch: int, batch: int, loss: Optional[float], lr: Optional[float],
-                 reference: Optional[float] = None) -> None:
+                 reference: Optional[float] = None, iteration: Optional[int] = None) -> None:
         self.epoch, self.batch, self.loss, self.lr = epoch, batch, loss, lr
         self.reference = reference  #: the first epoch's loss, when the loss exploded without becoming NaN
+        self.iteration = iteration  #: in :meth:`Trainer.fit_iterations`: the iteration (from 1), else None
         what = "some weights became NaN or infinite" if loss is None else f"the loss became {loss:g}"
         if reference is not None:
-            what += f", over {DIVERGENCE_FACTOR:g} times the first epoch's ({reference:g})"
+            first = "the first epoch's" if iteration is None else "the first evaluation's"
+            what += f", over {DIVERGENCE_FACTOR:g} times {first} ({reference:g})"
         rate = "" if lr is None else f" (it is {lr:g})"
-        super().__init__(f"training diverged: {what} at epoch {epoch}, batch {batch}; "
-                         f"try a lower learning rate{rate}")
+        where = f"epoch {epoch}, batch {batch}" if iteration is None else f"iteration {iteration}"
+        super().__init__(f"training diverged: {what} at {where}; try a lower learning rate{rate}")
 
 
 class Callback:
@@ -160,6 +185,10 @@ class Trainer:
     ``epoch`` counts them; :meth:`save` and :meth:`load` keep both, with the
     weights, the optimizer's state and the random generators.
 
+    ``schedule`` (a function of the iteration, such as
+    :class:`leafgrad.schedules.WarmupCosine`) sets the optimizer's learning rate
+    before each step; ``iteration`` counts the steps taken.
+
     ``device="gpu"`` trains on the GPU (CuPy; a ``RuntimeError`` says why when
     there is none).  Give the model, data and labels as on the CPU: the weights
     are drawn on the host (so a seed gives the same initial weights on both
@@ -177,7 +206,8 @@ class Trainer:
     """
 
     def __init__(self, model: Any, optimizer: Any, *, task: str = "classification", batch_size: int = 32,
-                 seed: int = 0, comm: Optional[Communicator] = None, device: str = "cpu") -> None:
+                 seed: int = 0, comm: Optional[Communicator] = None, device: str = "cpu",
+                 schedule: Optional[Callable[[int], float]] = None) -> None:
         if task not in TASKS:
             raise ValueError(f"Trainer: unknown task {task!r}; choose from {', '.join(TASKS)}")
         if device not in cuda.DEVICES:
@@ -197,7 +227,10 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.rng = np.random.RandomState(seed)
         self.comm = comm if comm is not None else Communicator(mpi_comm=False)
-        self.history: List[EpochMetrics] = []
+        self.history: List[Any] = []  # EpochMetrics, or IterationMetrics after fit_iterations
+        self.schedule = schedule
+        self.iteration = 0  # steps taken, over all sessions: the schedule's clock
+        self._by_iterations = False
         self._updater: Optional[DistributedOptimizer] = None  # made by initialize(): weights must exist
         self._first_loss: Optional[float] = None  # the first batch's loss: the scale until an epoch is done
 
@@ -254,11 +287,13 @@ class Trainer:
     def loss_and_accuracy(self, x: np.ndarray, t: np.ndarray) -> Tuple[Any, float]:
         """Forward: the loss Variable of a batch and its accuracy (NaN in regression)."""
         y = self.model(x)
-        return self._loss(y, t), float(self._correct(y, t)) / len(t)
+        return self._loss(y, t), float(self._correct(y, t)) / max(t.size, 1)
 
     def _loss(self, y: Any, t: np.ndarray) -> Any:
         if self.task == "regression":
             return F.mean_squared_error(y, t.reshape(len(t), -1))
+        if y.ndim == 3:  # a sequence model: (B, T, V) logits, (B, T) labels
+            return F.softmax_cross_entropy(y.reshape(-1, y.shape[-1]), t.reshape(-1))
         return F.softmax_cross_entropy(y, t)
 
     def _correct(self, y: Any, t: Any) -> Any:
@@ -266,7 +301,7 @@ class Trainer:
         if self.task == "regression":
             return float("nan")
         xp = cuda.get_array_module(y.data)
-        return xp.sum(xp.argmax(y.data, axis=1) == t)
+        return xp.sum(xp.argmax(y.data, axis=-1) == t)
 
     def _step(self, x: np.ndarray, t: np.ndarray, batch: int) -> np.ndarray:
         """Train on one batch (this rank's share); returns [loss sum, accuracy sum, examples] over all ranks."""
@@ -280,30 +315,39 @@ class Trainer:
         if self.comm.size > 1:
             stats = self.comm.allreduce_sum(stats)  # so that every rank sees a bad loss on any rank
         self._check_loss(stats, batch)
+        self._schedule_step()
         if loss is None:
             self._updater.update(weight=0)  # take part in the averaging, contributing nothing
         else:
             self._updater.backward(loss, weight=n)  # each bucket's averaging starts during backward
             self._updater.update()
+        self.iteration += 1
         return stats
+
+    def _schedule_step(self) -> None:
+        """Set the learning rate of step ``iteration`` (counted from 0) from the schedule, if there is one."""
+        if self.schedule is not None:
+            from leafgrad.schedules import set_lr
+            set_lr(self.optimizer, self.schedule(self.iteration))
 
     def _check_loss(self, stats: np.ndarray, batch: int) -> None:
         """Raise :class:`DivergenceError` if the batch's loss (``stats[0]``, summed over its examples) is not
         finite, or is more than :data:`DIVERGENCE_FACTOR` times the first epoch's (its first batch's while
         the first epoch runs)."""
         loss = float(stats[0] / max(stats[2], 1))
+        iteration = self.iteration + 1 if self._by_iterations else None
         if not math.isfinite(stats[0]):
-            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer))
+            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer), iteration=iteration)
         if not stats[2]:
             return
-        if self.history:
-            reference = self.history[0].train_loss
-        else:
-            if self._first_loss is None or (self.epoch == 0 and batch == 1):
+        reference = self.history[0].train_loss if self.history else math.nan
+        if not math.isfinite(reference):  # no epoch yet (or no evaluation batches): the first batch's loss
+            if self._first_loss is None or (not self.history and batch == 1):
                 self._first_loss = loss
             reference = self._first_loss
         if loss > DIVERGENCE_FACTOR * reference and loss > DIVERGENCE_FACTOR * _TINY_LOSS:
-            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer), reference)
+            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer), reference,
+                                  iteration=iteration)
 
     def _train_reading_once(self, x: Any, t: Any, batches: List[np.ndarray]) -> np.ndarray:
         """Train on each batch reading nothing back; then each batch's [loss sum, right, examples] over all ranks.
@@ -317,8 +361,10 @@ class Trainer:
         found = xp.zeros((len(batches), 2))  # per batch: mean loss, right answers
         for k, idx in enumerate(_moved_at_once(batches, xp)):
             self.model.cleargrads()
+            self._schedule_step()
             if len(idx) == 0:
                 self._updater.update(weight=0)  # take part in the averaging, contributing nothing
+                self.iteration += 1
                 continue
             y, tb = self.model(x[idx]), t[idx]
             loss = self._loss(y, tb)
@@ -326,6 +372,7 @@ class Trainer:
             found[k, 1] = self._correct(y, tb)
             self._updater.backward(loss, weight=len(idx))
             self._updater.update()
+            self.iteration += 1
         mean_loss, right = cuda.as_numpy(found).T
         n = np.array([len(b) for b in batches], dtype=np.float64)
         stats = np.stack([mean_loss * n, right, n], axis=1)
@@ -364,6 +411,8 @@ class Trainer:
         finite; after that or an interruption inside an epoch, the model holds
         that epoch's partial updates (:meth:`load` the last checkpoint to go on).
         """
+        if self.history and not isinstance(self.history[-1], EpochMetrics):
+            raise ValueError("Trainer.fit: this trainer was trained by iterations (fit_iterations)")
         x_val, t_val = validation_data if validation_data is not None else (None, None)
         if self.task == "classification":
             self._check_labels(x, t)  # once, on the host: a step on the GPU reads nothing back
@@ -381,6 +430,67 @@ class Trainer:
             for c in callbacks:
                 c.on_epoch_end(self, metrics)
         return self.history
+
+    def fit_iterations(self, sample: Callable[[np.random.RandomState], Tuple[Any, Any]], iters: int,
+                       eval_interval: int, eval_batches: Tuple[Sequence[Tuple[Any, Any]], Sequence[Tuple[Any, Any]]],
+                       callbacks: Sequence[Callback] = ()) -> List[IterationMetrics]:
+        """Train until ``iters`` iterations are done in all, drawing each batch with ``sample(self.rng)``.
+
+        ``eval_batches`` is ``(train_batches, val_batches)``, two lists of fixed
+        ``(x, t)`` batches: the mean loss on each is measured before the first
+        step, every ``eval_interval`` iterations and after the last, appended
+        to ``history`` as :class:`IterationMetrics` and given to the callbacks'
+        ``on_epoch_end`` (``on_batch_end`` gets every step's loss, with the
+        iteration as its ``batch``).  A loaded trainer goes on from
+        ``iteration`` with the same batches as a run that never stopped.
+        Raises :class:`DivergenceError` (its ``iteration`` set) when the loss
+        stops being finite, before that step updates anything.
+        """
+        if eval_interval < 1:
+            raise ValueError(f"Trainer.fit_iterations: eval_interval must be >= 1, got {eval_interval!r}")
+        if self.history and not isinstance(self.history[-1], IterationMetrics):
+            raise ValueError("Trainer.fit_iterations: this trainer was trained by epochs (fit)")
+        self._by_iterations = True
+        train_batches, val_batches = eval_batches
+        elapsed_before = self.history[-1].seconds if self.history else 0.0
+        t0 = time.perf_counter()
+
+        def evaluate_now() -> None:
+            if not _all_finite(self.model.params()):
+                raise DivergenceError(0, self.iteration, None, learning_rate(self.optimizer),
+                                      iteration=self.iteration)
+            lr = learning_rate(self.optimizer) if self.iteration else float("nan")
+            metrics = IterationMetrics(self.iteration, self.mean_loss(train_batches), self.mean_loss(val_batches),
+                                       float("nan") if lr is None else lr,
+                                       elapsed_before + time.perf_counter() - t0)
+            self.history.append(metrics)
+            for c in callbacks:
+                c.on_epoch_end(self, metrics)
+
+        self.initialize(sample(np.random.RandomState(0))[0])  # (a generator of its own: the batch order stays)
+        try:
+            if not self.history:
+                evaluate_now()
+            while self.iteration < iters:
+                x, t = sample(self.rng)
+                stats = self._step(self._to_device(x), self._to_device(t), self.iteration + 1)
+                for c in callbacks:
+                    c.on_batch_end(self, self.iteration, stats[0] / max(stats[2], 1), stats[1] / max(stats[2], 1))
+                if self.iteration % eval_interval == 0 or self.iteration == iters:
+                    evaluate_now()
+        finally:
+            self._by_iterations = False
+        return self.history
+
+    def mean_loss(self, batches: Sequence[Tuple[Any, Any]]) -> float:
+        """The mean loss over ``batches`` (a list of ``(x, t)``), recording no graph, in test mode; NaN for none."""
+        if not batches:
+            return float("nan")
+        total = 0.0
+        with no_grad(), test_mode():
+            for x, t in batches:
+                total += float(self._loss(self.model(self._to_device(x)), self._to_device(t)).data)
+        return total / len(batches)
 
     def evaluate(self, x: Optional[np.ndarray], t: Optional[np.ndarray],
                  batch_size: int = 1000) -> Tuple[float, float]:
@@ -429,7 +539,10 @@ class Trainer:
         ``extra`` adds values of your own (arrays or JSON-serializable); returns the path written.
         """
         _, keys, pos, has_gauss, cached = self.rng.get_state()
-        state = {"metrics": np.array(self.history, dtype=np.float64).reshape(-1, len(EpochMetrics._fields)),
+        kind = "iteration" if self.history and isinstance(self.history[0], IterationMetrics) else "epoch"
+        width = len(_METRICS_KINDS[kind]._fields)
+        state = {"metrics": np.array(self.history, dtype=np.float64).reshape(-1, width),
+                 "metrics_kind": kind, "iteration": int(self.iteration),
                  "batch_rng_keys": np.asarray(keys, dtype=np.uint32),
                  "batch_rng": {"pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
         return save_checkpoint(path, self.model, self.optimizer, epoch=self.epoch, extra={**(extra or {}), **state})
@@ -451,16 +564,23 @@ class Trainer:
         rng = extra.pop("batch_rng")
         self.rng.set_state(("MT19937", extra.pop("batch_rng_keys").astype(np.uint32), int(rng["pos"]),
                             int(rng["has_gauss"]), float(rng["cached_gaussian"])))
+        kind = _METRICS_KINDS[extra.pop("metrics_kind", "epoch")]
         rows = extra.pop("metrics")
-        self.history = [EpochMetrics(int(r[0]), *map(float, r[1:])) for r in rows]
+        self.history = [kind(int(r[0]), *map(float, r[1:])) for r in rows]
+        self.iteration = int(extra.pop("iteration", 0))
         return extra
 
 
 def _trainer_arrays(meta: dict) -> dict:
     """The arrays :meth:`Trainer.save` adds to a checkpoint: shape and dtype kinds (checked before reading)."""
     epoch = meta.get("epoch")
-    return {"batch_rng_keys": ((624,), np.dtype(np.uint32)),
-            "metrics": ((epoch if isinstance(epoch, int) else -1, len(EpochMetrics._fields)), np.dtype(np.float64))}
+    extra = meta.get("extra")
+    kind = extra.get("metrics_kind", "epoch") if isinstance(extra, dict) else "epoch"
+    arrays = {"batch_rng_keys": ((624,), np.dtype(np.uint32))}
+    if isinstance(kind, str) and kind in _METRICS_KINDS:  # (an unknown kind is named by _check_trainer_extra)
+        width = len(_METRICS_KINDS[kind]._fields)
+        arrays["metrics"] = ((epoch if isinstance(epoch, int) else -1, width), np.dtype(np.float64))
+    return arrays
 
 
 def _check_trainer_extra(extra: dict, task: str) -> List[str]:
@@ -473,9 +593,17 @@ def _check_trainer_extra(extra: dict, task: str) -> List[str]:
                               rng.get("cached_gaussian")))
     if why is not None:
         return [f"the batch order's random state is invalid: {why}"]
+    kind = extra.get("metrics_kind", "epoch")
+    if not isinstance(kind, str) or kind not in _METRICS_KINDS:
+        return [f"the history's kind {kind!r} is not one of {', '.join(map(repr, _METRICS_KINDS))}"]
+    iteration = extra.get("iteration", 0)
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        return [f"the iteration count {iteration!r} is not a whole number >= 0"]
     rows = extra["metrics"]
     if not rows.size:
         return []
+    if kind == "iteration":
+        return _check_iteration_rows(rows, iteration)
     epoch, train_loss, train_acc, test_loss, test_acc, seconds = rows.T
     finite = np.isfinite
     classification = task == "classification"
@@ -493,4 +621,21 @@ def _check_trainer_extra(extra: dict, task: str) -> List[str]:
     if ((accuracies < 0) | (accuracies > 1)).any():
         problems.append("the history holds an accuracy outside 0 to 1")
     return problems
-    return []
+
+
+def _check_iteration_rows(rows: np.ndarray, iteration: int) -> List[str]:
+    """The problems of a :meth:`Trainer.fit_iterations` history (rows of :class:`IterationMetrics`)."""
+    its, train_loss, val_loss, lr, seconds = rows.T
+    finite = np.isfinite
+    problems = []
+    if not (its[0] == 0 and (its == np.floor(its)).all() and (np.diff(its) > 0).all() and its[-1] <= iteration):
+        problems.append(f"the history's iteration numbers are not 0 then increasing, up to {iteration}")
+    if np.isinf(rows).any() or not (finite(train_loss).all() or np.isnan(train_loss).all()) \
+            or not (finite(val_loss).all() or np.isnan(val_loss).all()):
+        problems.append("the history holds NaN or infinite values where it should not")
+    if not (finite(seconds).all() and (seconds >= 0).all() and (np.diff(seconds) >= 0).all()):
+        problems.append("the history holds a wrong time")
+    stepped = lr[its > 0]
+    if not (finite(stepped).all() and (stepped >= 0).all()):
+        problems.append("the history holds a learning rate that is not a finite number >= 0")
+    return problems

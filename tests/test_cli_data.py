@@ -1,4 +1,5 @@
 """``leafgrad train --data PATH``: your own CSV or .npz, classification and regression, and every bad file."""
+import importlib.util
 import json
 import os
 import re
@@ -174,8 +175,8 @@ def test_bad_files(tmp_path, capsys):
         assert not os.path.exists(tmp_path / "run")  # no empty run folder left behind
 
     check(tmp_path / "absent.csv", "--data", "absent.csv: no such file")
-    (tmp_path / "notes.txt").write_text("a,b\n1,2\n")
-    check(tmp_path / "notes.txt", "expected a .csv file (with a header row) or an .npz file")
+    (tmp_path / "notes.dat").write_text("a,b\n1,2\n")
+    check(tmp_path / "notes.dat", "expected a .csv file (with a header row) or an .npz file")
     (tmp_path / "empty.csv").write_text("")
     check(tmp_path / "empty.csv", "empty.csv is empty", options=("--target", "t"))
     (tmp_path / "blank.csv").write_text("\n\n")
@@ -284,6 +285,8 @@ def test_the_readme_example(tmp_path, capsys, monkeypatch):
                                            [float(v) for v in b.split(",")[1:]], rtol=1e-3, atol=1e-6)
             ran += 1
             continue
+        elif command.startswith("leafgrad export") and importlib.util.find_spec("onnxruntime") is None:
+            continue  # (the [onnx] extra is not installed)
         elif command.startswith("leafgrad "):
             if "wine-" in command:  # the bad files of the README: a typo, a short row, one more class
                 with open("wine.csv", encoding="utf-8") as f:
@@ -313,3 +316,8 @@ def test_the_readme_example(tmp_path, capsys, monkeypatch):
             assert j < len(printed), (command, line, printed)
             j += 1
     assert ran >= 8
+    (onnx_wine,) = _fenced(section, "python onnx_wine.py")
+    if importlib.util.find_spec("onnxruntime") is not None:  # the exported model, run by ONNX Runtime
+        exec(compile("\n".join(onnx_wine), "onnx_wine.py", "exec"), {"__name__": "__main__"})
+        out, _ = capsys.readouterr()
+        assert f"It prints `{out.strip()}`" in " ".join(section.split())

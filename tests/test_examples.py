@@ -144,3 +144,11 @@ def test_doc_snippets_run(doc, tmp_path, monkeypatch, capsys):
     else:
         assert "forward: peak 22.9 MiB, current 15.3 MiB" in out
         assert "backward: peak 15.3 MiB, current -7.6 MiB" in out
+
+
+@needs_matplotlib
+def test_gpt_shakespeare(tmp_path, monkeypatch, capsys):
+    out = run_example("gpt_shakespeare.py", "--iters", "2", "--eval-iters", "1", "--sample", "20", "--out", str(tmp_path),
+                      monkeypatch=monkeypatch, capsys=capsys)
+    assert "iter 0: train loss" in out and "iter 2: train loss" in out
+    assert_png(tmp_path / "gpt_loss.png")

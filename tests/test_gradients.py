@@ -14,6 +14,9 @@ import leafgrad.functions as F
 from leafgrad import Variable
 from leafgrad.checkpoint import checkpoint
 from leafgrad.functions import conv
+from leafgrad.functions.activation import GELUGrad, GELUGradFromOutput
+from leafgrad.functions.attention import AttentionProbabilities
+from leafgrad.functions.nn import EmbedIDGrad
 from leafgrad.functions.normalization import Standardize
 from leafgrad.functions.shape import GetItemGrad
 
@@ -41,6 +44,8 @@ def distinct(name, *shape):
 LABELS = np.array([0, 2, 1, 2])
 LABELS_IGNORED = np.array([0, -1, 1, 2])  # -1: ignored
 IDS = np.array([[0, 3, 3], [1, 0, 2]])
+ATTEND = np.array([[True, False, True, True], [False, True, True, False], [True, True, True, True]])
+BIAS = np.array([[0.0, -1.5, 0.3, -np.inf], [0.2, 0.0, -0.7, 1.1], [-np.inf, 0.5, 0.0, 0.0]])
 CONDITION = np.array([[True, False, True, True], [False, True, False, True], [True, True, False, False]])
 ELEMENTWISE = (1, 2, 3)  # third order too, as the book's step 35 does for tanh
 
@@ -165,6 +170,23 @@ CASES = [
       [rnd("x", 4, 3), rnd("g", 3), rnd("b", 3)]),
     C("layer_norm", F.layer_norm, [rnd("x", 3, 4), rnd("g", 4), rnd("b", 4)]),
     C("standardize_all_outputs", _standardize_all_outputs, [rnd("x", 4, 3)]),
+    # ---- attention ------------------------------------------------------------------------
+    C("scaled_dot_product_attention", F.scaled_dot_product_attention,
+      [rnd("q", 2, 2, 3, 4), rnd("k", 2, 2, 3, 4), rnd("v", 2, 2, 3, 5)]),
+    C("scaled_dot_product_attention_causal", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
+      [rnd("q", 2, 3, 4), rnd("k", 2, 3, 4), rnd("v", 2, 3, 2)]),
+    C("scaled_dot_product_attention_cache", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
+      [rnd("q", 2, 2, 4), rnd("k", 2, 4, 4), rnd("v", 2, 4, 3)]),
+    C("scaled_dot_product_attention_bool_mask",
+      lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=ATTEND),
+      [rnd("q", 2, 3, 4), rnd("k", 2, 4, 4), rnd("v", 2, 4, 2)]),
+    C("scaled_dot_product_attention_float_mask",
+      lambda q, k, v: F.scaled_dot_product_attention(q, k, v, mask=BIAS),
+      [rnd("q", 3, 4), rnd("k", 4, 4), rnd("v", 4, 2)]),
+    C("scaled_dot_product_attention_broadcast_kv", F.scaled_dot_product_attention,
+      [rnd("q", 2, 3, 4), rnd("k", 1, 3, 4), rnd("v", 3, 2)]),
+    C("attention_probabilities", lambda q, k: AttentionProbabilities(0.5, True)(q, k),
+      [rnd("q", 2, 3, 4), rnd("k", 2, 3, 4)]),
     # ---- losses -------------------------------------------------------------------------
     C("mean_squared_error", F.mean_squared_error, [rnd("a", 4, 3), rnd("b", 4, 3)]),
     C("mean_squared_error_simple", F.mean_squared_error_simple, [rnd("a", 4, 3), rnd("b", 4, 3)]),
@@ -194,6 +216,12 @@ CASES = [
     C("average_pooling2d_grad", lambda gy: conv.AveragePooling2DGrad(_AVERAGE_POOLING)(gy), [rnd("gy", 1, 2, 3, 3)]),
     C("conv2d_grad_w", lambda x, gy: conv.Conv2DGradW(_CONVOLUTION)(x, gy),
       [rnd("x", 1, 2, 3, 3), rnd("gy", 1, 2, 3, 3)]),
+    C("gelu_grad", lambda x, gy: GELUGrad("none")(x, gy), [rnd("x", 3, 4), rnd("gy", 3, 4)], orders=ELEMENTWISE),
+    C("gelu_grad_from_output", lambda x, gy: GELUGradFromOutput("none")(x, gy, F.gelu(x).data),
+      [rnd("x", 3, 4), rnd("gy", 3, 4)], orders=ELEMENTWISE),
+    C("gelu_tanh_grad", lambda x, gy: GELUGrad("tanh")(x, gy), [rnd("x", 3, 4), rnd("gy", 3, 4)],
+      orders=ELEMENTWISE),
+    C("embed_id_grad", lambda gy: EmbedIDGrad((4, 3))(gy, IDS), [rnd("gy", 2, 3, 3)]),
     C("get_item_grad", lambda gy: GetItemGrad(([0, 0, 2], slice(1, None)), (3, 4))(gy), [rnd("gy", 3, 3)]),
     # ---- gradient checkpointing (its recorded walk is refused: first order only) -----------
     C("checkpoint", lambda x, W: checkpoint(_segment, x, W), [rnd("x", 3, 4), rnd("W", 4, 4)],

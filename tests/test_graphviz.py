@@ -43,8 +43,8 @@ def test_small_graph_nodes_and_edges():
     assert dot.startswith("digraph g {") and dot.rstrip().endswith("}")
     nodes = _nodes(dot)
     labels = sorted(nodes.values())
-    # three functions drawn in DeZero's style, the named Variables with shape and dtype
-    for name in ("MatMul", "Exp", "MulConstant", "Sum"):
+    # four functions drawn in DeZero's style, the named Variables with shape and dtype
+    for name in ("MatMul", "Exp", "Mul", "Sum"):  # `* 2.0` is labelled as DeZero labels it
         assert name in labels
     assert "x: (2, 3) float32" in labels
     assert "w: (3, 4) float32" in labels

@@ -222,7 +222,7 @@ def test_no_allocation_per_step():
             self.W = Parameter(np.zeros((256, 256), np.float32))
             self.b = Parameter(np.zeros(256, np.float32))
 
-    for make in (O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam):
+    for make in (O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam, O.AdamW):
         layer = Big()
         opt = make().setup(layer)
         opt.add_hook(O.WeightDecay(1e-4))
@@ -385,7 +385,7 @@ def test_user_defined_optimizer_in_book_style():
     np.testing.assert_allclose(layer.W.data, w - 0.1)
 
 
-@pytest.mark.parametrize("make", [O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam])
+@pytest.mark.parametrize("make", [O.SGD, O.MomentumSGD, O.AdaGrad, O.AdaDelta, O.Adam, O.AdamW])
 def test_state_dict_round_trip_continues_exactly(make):
     a, b = Two(), Two()
     opt_a = make().setup(a)
@@ -489,3 +489,99 @@ def test_hooks_work_on_gradients_from_the_engine():
     opt.update()
     np.testing.assert_allclose(net.a.data, 2.0 - (1.0 + 0.5 * 2.0))
     np.testing.assert_allclose(net.b.data, 4.0 - (1.0 + 0.5 * 4.0))
+
+
+# ---- AdamW ------------------------------------------------------------------------
+def ref_adamw(p, gs, lr, b1, b2, eps, wd, decays=True):
+    """PyTorch's AdamW, written out: decay first, eps after the bias correction."""
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(gs, start=1):
+        if decays:
+            p = p * (1 - lr * wd)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return p
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_adamw_matches_hand_written(dtype, rtol):
+    layer = Two(dtype)
+    start = {n: p.data.copy().astype(np.float64) for n, p in layer.named_params()}
+    opt = O.AdamW(lr=0.01, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.5)
+    run(opt, layer, 5, dtype)
+    for name, p in layer.named_params():
+        assert p.data.dtype == dtype
+        gs = [grads_for(layer, s, dtype)[name].astype(np.float64) for s in range(5)]
+        expected = ref_adamw(start[name], gs, 0.01, 0.8, 0.99, 1e-3, 0.5, decays=(name == "W"))
+        np.testing.assert_allclose(p.data, expected, rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_adamw_matches_torch():
+    torch = pytest.importorskip("torch")
+    layer = Two()
+    start = {n: p.data.copy() for n, p in layer.named_params()}
+    opt = O.AdamW(lr=0.01, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.1)
+    run(opt, layer, 6)
+    W = torch.tensor(start["W"], requires_grad=True)
+    b = torch.tensor(start["b"], requires_grad=True)
+    topt = torch.optim.AdamW([{"params": [W], "weight_decay": 0.1}, {"params": [b], "weight_decay": 0.0}],
+                             lr=0.01, betas=(0.9, 0.99), eps=1e-6)
+    for s in range(6):
+        g = grads_for(layer, s)
+        W.grad, b.grad = torch.tensor(g["W"]), torch.tensor(g["b"])
+        topt.step()
+    np.testing.assert_allclose(layer.W.data, W.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(layer.b.data, b.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+class Net(Layer):
+    """Matrices, an embedding-like table, biases and a gain: nanoGPT's decay choice."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = Parameter(np.ones((5, 3)))
+        self.fc = Layer()
+        self.fc.W = Parameter(np.ones((3, 3)))
+        self.fc.b = Parameter(np.ones(3))
+        self.ln_g = Parameter(np.ones(3))
+
+
+def test_adamw_decays_matrices_and_embeddings_only_by_default():
+    net = Net()
+    opt = O.AdamW(weight_decay=0.1).setup(net)
+    assert opt.decayed() == ["emb", "fc/W"]
+    for p in net.params():
+        p.grad = Variable(np.zeros_like(p.data))  # no Adam step: only the decay moves the weights
+    opt.update()
+    np.testing.assert_allclose(net.emb.data, 1 - 0.001 * 0.1)
+    np.testing.assert_allclose(net.fc.W.data, 1 - 0.001 * 0.1)
+    np.testing.assert_array_equal(net.fc.b.data, 1.0)
+    np.testing.assert_array_equal(net.ln_g.data, 1.0)
+
+
+def test_adamw_explicit_choices():
+    net = Net()
+    assert O.AdamW(no_decay=["emb"]).setup(net).decayed() == ["fc/W"]
+    assert O.AdamW(no_decay=[net.fc.W]).setup(net).decayed() == ["emb"]
+    assert O.AdamW(no_decay="fc/*").setup(net).decayed() == ["emb"]
+    assert sorted(O.AdamW(decay=["*/b", net.ln_g]).setup(net).decayed()) == ["fc/b", "ln_g"]
+    assert sorted(O.AdamW(decay=lambda name, p: name.startswith("fc")).setup(net).decayed()) == ["fc/W", "fc/b"]
+    with pytest.raises(TypeError, match="no_decay"):
+        O.AdamW(no_decay=[3])
+
+
+def test_adamw_by_name_state_and_learning_rate():
+    opt = O.from_name("adamw", 0.02)
+    assert isinstance(opt, O.AdamW) and opt.alpha == 0.02 and O.learning_rate(opt) == 0.02
+    assert O.lr_attribute(opt) == "alpha" and O.lr_attribute(O.SGD()) == "lr"
+    a, b = Two(), Two()
+    opt_a = O.AdamW(weight_decay=0.3)
+    run(opt_a, a, 3)
+    state = opt_a.state_dict()
+    assert state["type"] == "AdamW" and state["hyperparams"]["weight_decay"] == 0.3
+    opt_b = O.AdamW().setup(b)
+    opt_b.load_state_dict(state)
+    assert opt_b.weight_decay == 0.3 and opt_b.t == 3

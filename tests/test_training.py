@@ -1,5 +1,6 @@
 """leafgrad.training: fit, evaluate, predict, callbacks, exact resume, divergence; and the pieces it builds on
 (the optimizer table, SmallCNN, ShardSampler.split)."""
+import math
 import numpy as np
 import pytest
 
@@ -217,7 +218,7 @@ def test_bad_arguments():
 # What the training library builds on
 # ---------------------------------------------------------------------------------------------
 def test_optimizer_table():
-    assert list(OPTIMIZERS) == ["sgd", "momentum", "adagrad", "adadelta", "adam"]
+    assert list(OPTIMIZERS) == ["sgd", "momentum", "adagrad", "adadelta", "adam", "adamw"]
     adam = from_name("adam", 0.02)
     assert isinstance(adam, Adam) and adam.alpha == 0.02 and learning_rate(adam) == 0.02
     assert from_name("sgd", 0.5).lr == 0.5 and learning_rate(from_name("sgd", 0.5)) == 0.5
@@ -269,3 +270,64 @@ def test_fit_checks_the_labels_once_on_the_host():
         trainer.fit(x, np.array([0, 1, 2, 3, 0, 1, 2, 0, 1, 2]), epochs=1)
     with pytest.raises(TypeError, match="Trainer.fit: classification labels must be integers"):
         trainer.fit(x, np.zeros(10), epochs=1)
+
+
+# ---- counted in iterations (sequence models) ------------------------------------------
+def _bigram_run(tmp_path=None, iters=12, stop_at=None):
+    """A bigram language model (an embedding of logits) on a tiny text, trained by iterations."""
+    from leafgrad.layers import EmbedID
+    from leafgrad.optimizers import AdamW, ClipGrad
+    from leafgrad.schedules import WarmupCosine
+    from leafgrad.text import CharText
+    from leafgrad.training import IterationMetrics
+    text = CharText("the quick brown fox jumps over the lazy dog\n" * 20)
+    np.random.seed(0)
+    model = EmbedID(text.vocab_size, text.vocab_size)
+    opt = AdamW(lr=0.05, weight_decay=0.1)
+    opt.add_hook(ClipGrad(1.0))
+    trainer = Trainer(model, opt, batch_size=4, seed=1, schedule=WarmupCosine(0.05, 2, iters, 0.005))
+    evals = (text.fixed_batches("train", 2, 4, 8), text.fixed_batches("val", 2, 4, 8))
+
+    def sample(rng):
+        return text.get_batch("train", 4, 8, rng)
+
+    if stop_at is not None:
+        trainer.fit_iterations(sample, stop_at, 4, evals)
+        trainer.save(str(tmp_path / "ck.npz"))
+        np.random.seed(123)  # anything that happens between sessions
+        fresh = Trainer(EmbedID(text.vocab_size, text.vocab_size), AdamW(lr=0.05, weight_decay=0.1),
+                        batch_size=4, seed=99, schedule=WarmupCosine(0.05, 2, iters, 0.005))
+        fresh.optimizer.add_hook(ClipGrad(1.0))
+        fresh.load(str(tmp_path / "ck.npz"))
+        trainer = fresh
+    history = trainer.fit_iterations(sample, iters, 4, evals)
+    assert all(isinstance(m, IterationMetrics) for m in history)
+    return trainer
+
+
+def test_fit_iterations_evaluates_and_learns():
+    trainer = _bigram_run()
+    its = [m.iteration for m in trainer.history]
+    assert its == [0, 4, 8, 12] and trainer.iteration == 12
+    assert trainer.history[-1].val_loss < trainer.history[0].val_loss
+    assert math.isnan(trainer.history[0].lr)
+    assert trainer.history[-1].lr == pytest.approx(trainer.schedule(11))  # the rate of the last step
+
+
+def test_fit_iterations_resumes_exactly(tmp_path):
+    whole = _bigram_run()
+    resumed = _bigram_run(tmp_path, stop_at=4)
+    np.testing.assert_array_equal(whole.model.W.data, resumed.model.W.data)
+    assert [m[:3] for m in whole.history] == [m[:3] for m in resumed.history]
+
+
+def test_fit_iterations_names_the_iteration_that_diverged():
+    from leafgrad.layers import EmbedID
+    from leafgrad.text import CharText
+    text = CharText("abcabcabd" * 10)
+    trainer = Trainer(EmbedID(4, 4), SGD(lr=1e308), batch_size=2)
+    with pytest.raises(DivergenceError, match="iteration") as info:
+        with np.errstate(all="ignore"):
+            trainer.fit_iterations(lambda rng: text.get_batch("train", 2, 4, rng), 50, 10,
+                                   (text.fixed_batches("train", 1, 2, 4), text.fixed_batches("val", 1, 2, 4)))
+    assert info.value.iteration is not None

@@ -7,11 +7,12 @@ import sys
 from typing import Optional, Sequence
 
 from leafgrad.cli.errors import DataError, UsageError, sentence
-from leafgrad.cli.options import add_graph_arguments, add_predict_arguments, add_train_arguments
+from leafgrad.cli.options import (add_generate_arguments, add_graph_arguments, add_predict_arguments,
+                                  add_train_arguments)
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("train", "predict", "graph")
+COMMANDS = ("train", "predict", "graph", "generate", "export")
 #: OSErrors that mean a path given on the command line cannot be used (exit status 2, not 1).
 _BAD_INPUT = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
 
@@ -31,6 +32,16 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from leafgrad.cli.predict import cmd_predict
     return cmd_predict(args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from leafgrad.cli.generate import cmd_generate
+    return cmd_generate(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from leafgrad.cli.export import cmd_export
+    return cmd_export(args)
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -58,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--data, and write the predictions (and probabilities) to a CSV.")
     add_predict_arguments(predict)
     predict.set_defaults(func=_predict)
+
+    generate = sub.add_parser("generate", help="continue a text with a character-level GPT run",
+                              description="Print the prompt and --length characters sampled from a run of "
+                                          "leafgrad train --dataset shakespeare or --data FILE.txt.")
+    add_generate_arguments(generate)
+    generate.set_defaults(func=_generate)
+
+    export = sub.add_parser("export", help="write a run trained with --data as an ONNX model",
+                            description="Write a run of leafgrad train --data as an ONNX model that takes the raw "
+                                        "feature values, standardizes them as the run did, and returns the scores "
+                                        "(and, for classification, the probabilities); needs "
+                                        'pip install "leafgrad[onnx]".')
+    from leafgrad.cli.options import add_export_arguments
+    add_export_arguments(export)
+    export.set_defaults(func=_export)
 
     graph = sub.add_parser("graph", help="draw a built-in computational graph (PNG, SVG, PDF or DOT)",
                            description="Draw a built-in computational graph with Graphviz.")

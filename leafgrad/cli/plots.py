@@ -14,8 +14,8 @@ import numpy as np
 from leafgrad._atomic import write_atomic
 from leafgrad.training import EpochMetrics
 
-__all__ = ["figure_class", "plot_curves", "plot_decision_boundary", "plot_confusion_matrix",
-           "plot_predictions"]
+__all__ = ["figure_class", "plot_curves", "plot_iteration_curves", "plot_decision_boundary",
+           "plot_confusion_matrix", "plot_predictions"]
 
 
 def figure_class() -> Optional[type]:
@@ -65,6 +65,33 @@ def plot_curves(path: str, history: Sequence[EpochMetrics], title: str, loss_nam
         ax.legend()
         if len(epoch) and epoch.max() <= 10:
             ax.set_xticks(epoch)
+    fig.suptitle(title)
+    _save_figure(fig, path)
+    return True
+
+
+def plot_iteration_curves(path: str, history: Sequence[Any], title: str) -> bool:
+    """Draw a run counted in iterations: train and validation loss, and the learning rate, against iteration."""
+    Figure = figure_class()
+    if Figure is None:
+        return False
+    m = np.array(history, dtype=np.float64).reshape(-1, 5)  # IterationMetrics
+    it = m[:, 0]
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_lr = fig.subplots(1, 2, width_ratios=(2, 1))
+    marker = "o" if len(it) <= 30 else None
+    ax_loss.plot(it, m[:, 1], marker=marker, label="train")
+    ax_loss.plot(it, m[:, 2], marker=marker, label="validation")
+    ax_loss.set_xlabel("iteration")
+    ax_loss.set_ylabel("loss (cross-entropy per character)")
+    ax_loss.set_title("loss on fixed batches")
+    ax_loss.legend()
+    ax_lr.plot(it[1:], m[1:, 3], marker=marker, color="C2")
+    ax_lr.set_xlabel("iteration")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_title("learning rate (last step)")
+    for ax in (ax_loss, ax_lr):
+        ax.grid(alpha=0.3)
     fig.suptitle(title)
     _save_figure(fig, path)
     return True

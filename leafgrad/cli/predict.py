@@ -37,6 +37,8 @@ def _default_out(data: str) -> str:
 
 
 def _load_info(run: str, record: dict) -> DataInfo:
+    if record.get("kind") == "text":
+        raise UsageError(f"{run} is a text run (a character-level GPT): continue a text with leafgrad generate {run}")
     if "data_info" not in record:
         trained_on = record["config"].get("dataset", "a built-in data set")
         raise UsageError(f"{run} was trained on the built-in data set {trained_on}; leafgrad predict reads runs "

@@ -5,9 +5,9 @@ import math
 import sys
 from typing import Any, Optional
 
-from leafgrad.training import Callback, EpochMetrics, Trainer
+from leafgrad.training import Callback, EpochMetrics, IterationMetrics, Trainer
 
-__all__ = ["Progress", "fmt_pct", "fmt_num"]
+__all__ = ["Progress", "IterationProgress", "fmt_pct", "fmt_num"]
 
 
 def fmt_pct(x: Optional[float]) -> str:
@@ -81,6 +81,51 @@ class Progress(Callback):
             test += f"  test acc {fmt_pct(m.test_acc):>6}"
         print(f"epoch {m.epoch:>{width}}/{self.epochs}  loss {m.train_loss:.4f}{acc}{test}  ({m.seconds:.1f} s)",
               file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class IterationProgress(Callback):
+    """For a run counted in iterations: a tqdm bar (iteration, loss, last validation loss) on a terminal;
+    otherwise one line per evaluation; nothing when quiet.  Call :meth:`close` at the end."""
+
+    def __init__(self, start: int, iters: int, quiet: bool, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.iters = iters
+        self.quiet = quiet
+        self.bar = None
+        self._val = ""
+        if quiet or iters <= start:
+            return
+        isatty = getattr(self.stream, "isatty", None)
+        if isatty is not None and isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=iters, initial=start, file=self.stream, unit="it", dynamic_ncols=True, leave=True)
+
+    def on_batch_end(self, trainer: Optional[Trainer], batch: int, loss: float, acc: float) -> None:
+        """Iteration ``batch`` (from 1) ended with this loss."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4f}{self._val}", refresh=False)
+            self.bar.update(1)
+
+    def on_epoch_end(self, trainer: Optional[Trainer], m: IterationMetrics) -> None:
+        """An evaluation: the bar shows it, or a line is printed."""
+        if self.bar is not None:
+            self._val = f", val loss {m.val_loss:.4f}"
+            return
+        if self.quiet:
+            return
+        width = len(str(self.iters))
+        lr = "" if math.isnan(m.lr) else f"  lr {m.lr:.2e}"
+        print(f"iteration {m.iteration:>{width}}/{self.iters}  train loss {m.train_loss:.4f}  "
+              f"val loss {m.val_loss:.4f}{lr}  ({m.seconds:.1f} s)", file=self.stream, flush=True)
 
     def close(self) -> None:
         """Finish the bar."""

@@ -20,7 +20,7 @@ from leafgrad.cli.errors import UsageError
 from leafgrad.cli.run_schema import check_record, seal
 from leafgrad.training import Callback, EpochMetrics, Trainer
 
-__all__ = ["METRIC_COLUMNS", "CHECKPOINT", "WEIGHTS", "RUN_FILE", "METRICS", "RunFolder", "default_out",
+__all__ = ["METRIC_COLUMNS", "TEXT_OPTIONS", "CHECKPOINT", "WEIGHTS", "RUN_FILE", "METRICS", "RunFolder", "default_out",
            "prepare_out", "write_metrics", "read_metrics", "write_json", "read_run", "run_options"]
 
 #: The columns of ``metrics.csv``: one row per epoch.
@@ -37,10 +37,15 @@ BUILTIN_OPTIONS = ("dataset", "model", "hidden", "batch_size", "optimizer", "lr"
 #: ... and on your own file.
 FILE_OPTIONS = ("data", "target", "task", "test_fraction", "model", "hidden", "batch_size", "optimizer", "lr",
                 "seed")
+#: ... and on a text (a character-level GPT: ``config["kind"] == "text"``, with ``dataset`` or ``data``).
+TEXT_OPTIONS = ("dataset", "data", "model", "layers", "heads", "embd", "block_size", "dropout", "batch_size",
+                "eval_interval", "eval_iters", "optimizer", "lr", "seed")
 
 
 def run_options(config: Dict[str, Any]) -> Sequence[str]:
     """The options that define the run of ``config``."""
+    if config.get("kind") == "text":
+        return TEXT_OPTIONS
     return FILE_OPTIONS if config.get("data") is not None else BUILTIN_OPTIONS
 
 
@@ -67,13 +72,13 @@ def prepare_out(path: str) -> str:
     return path
 
 
-def write_metrics(path: str, history: Sequence[EpochMetrics]) -> None:
-    """Write ``metrics.csv``: a header, then one row per epoch (NaN as an empty field)."""
+def write_metrics(path: str, history: Sequence[Any], columns: Sequence[str] = METRIC_COLUMNS) -> None:
+    """Write ``metrics.csv``: a header (``columns``), then one row per epoch or evaluation (NaN as an empty field)."""
     def write(f: Any) -> None:
         w = csv.writer(f)
-        w.writerow(METRIC_COLUMNS)
+        w.writerow(columns)
         for m in history:
-            w.writerow([int(m.epoch)] + ["" if math.isnan(v) else repr(float(v)) for v in m[1:]])
+            w.writerow([int(m[0])] + ["" if math.isnan(v) else repr(float(v)) for v in m[1:]])
     write_atomic(path, write, binary=False)
 
 

@@ -2,7 +2,10 @@
 
 :func:`check_record` returns one line per problem, each naming its field
 (``config.lr: expected a finite number > 0, got -1``); :func:`read_run`
-(:mod:`.run_folder`) turns them into a UsageError.  The limits mirror the
+(:mod:`.run_folder`) turns them into a UsageError.  A text run's record
+(``kind: "text"``) is checked by its own rules: the GPT's sizes (``embd``
+divisible by ``heads``), the schedule, the vocabulary (a string of distinct
+characters), the iteration count and the last evaluation.  The limits mirror the
 options' own checks (:mod:`.options`), so a record the command wrote always
 passes, and an edited or damaged one is refused before anything is built.
 """
@@ -59,6 +62,42 @@ def _config_rules() -> Dict[str, tuple]:
     }
 
 
+def _fraction(v: Any) -> bool:
+    return _number(v) and 0 <= v < 1
+
+
+def _text_config_rules() -> Dict[str, tuple]:
+    """The fields of a text run's config (a character-level GPT): :func:`leafgrad.cli.options._text_config`."""
+    from leafgrad.cli.options import TEXT_DATASETS
+    from leafgrad.optimizers import OPTIMIZERS
+    count = _int(0, 10 ** 12)
+    scheduled = tuple(o for o in OPTIMIZERS if o != "adadelta")
+    return {
+        "model": (lambda v: v == "gpt", "gpt"),
+        "layers": (_int(1, 10 ** 6), "a whole number of layers >= 1"),
+        "heads": (_int(1, 10 ** 6), "a whole number of heads >= 1"),
+        "embd": (_int(1, 10 ** 7), "a whole embedding width >= 1"),
+        "block_size": (_int(1, 10 ** 7), "a whole context length >= 1"),
+        "dropout": (_fraction, "a dropout rate from 0 up to (not including) 1"),
+        "batch_size": (_int(1, 10 ** 9), "a whole number >= 1"),
+        "iters": (count, "a whole number of iterations >= 0"),
+        "eval_interval": (_int(1, 10 ** 12), "a whole number >= 1"),
+        "eval_iters": (_int(1, 10 ** 9), "a whole number >= 1"),
+        "optimizer": (lambda v: v in scheduled, f"one of {', '.join(scheduled)}"),
+        "lr": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+        "min_lr": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+        "warmup_iters": (count, "a whole number of iterations >= 0"),
+        "decay_iters": (count, "a whole number of iterations >= 0"),
+        "weight_decay": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+        "beta1": (_fraction, "a number from 0 up to (not including) 1"),
+        "beta2": (_fraction, "a number from 0 up to (not including) 1"),
+        "clip": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+        "seed": (_int(0, MAX_SEED), f"a whole number from 0 to {MAX_SEED}"),
+        "dataset": (lambda v: v in TEXT_DATASETS, f"one of {', '.join(TEXT_DATASETS)}"),
+        "data": (_text, "the path of the text file"),
+    }
+
+
 def _show(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -88,6 +127,8 @@ def check_record(record: Any) -> List[str]:
     config = record.get("config")
     if not isinstance(config, dict):
         return ["config: missing, or not a JSON object"]
+    if config.get("kind") == "text" or record.get("kind") == "text":
+        return _check_text_record(record, config)
     problems = []
     rules = _config_rules()
     for name in (*run_options(config), "epochs"):
@@ -102,6 +143,54 @@ def check_record(record: Any) -> List[str]:
         problems.append(f"epochs_done: expected a whole number >= 0, got {_show(record['epochs_done'])}")
     if "data_info" in record:
         problems += ["data_info." + p for p in _check_data_info(record["data_info"], config)]
+    return problems
+
+
+def _check_text_record(record: Dict[str, Any], config: Dict[str, Any]) -> List[str]:
+    """The problems of a text run's record: its config, vocabulary, iteration count and last evaluation."""
+    problems = []
+    if record.get("kind") != "text" or config.get("kind") != "text":
+        problems.append(f"kind: expected 'text' in the record and its config, got {_show(record.get('kind'))} "
+                        f"and {_show(config.get('kind'))}")
+    rules = _text_config_rules()
+    source = [name for name in ("dataset", "data") if name in config]
+    if len(source) != 1:
+        problems.append("config: expected one of dataset and data")
+    for name in rules:
+        if name in ("dataset", "data") and name not in source:
+            continue
+        ok, expected = rules[name]
+        if name not in config:
+            problems.append(f"config.{name}: missing")
+        elif not ok(config[name]):
+            problems.append(f"config.{name}: expected {expected}, got {_show(config[name])}")
+    if not problems and config["embd"] % config["heads"]:
+        problems.append(f"config.embd: {config['embd']} is not divisible by config.heads {config['heads']}")
+    vocab = record.get("vocab")
+    if not (isinstance(vocab, str) and vocab):
+        problems.append(f"vocab: expected the run's characters as a non-empty string, got {_show(vocab)}")
+    elif len(set(vocab)) != len(vocab):
+        problems.append("vocab: a character appears twice")
+    for name in ("iterations_done",):
+        if not _int(0, 10 ** 12)(record.get(name)):
+            problems.append(f"{name}: expected a whole number >= 0, got {_show(record.get(name))}")
+    if not (_number(record.get("seconds")) and record["seconds"] >= 0):
+        problems.append(f"seconds: expected a finite number >= 0, got {_show(record.get('seconds'))}")
+    if "last_eval" in record:
+        last = record["last_eval"]
+        if not isinstance(last, dict):
+            problems.append("last_eval: not a JSON object")
+        else:
+            if not _int(0, 10 ** 12)(last.get("iteration")):
+                problems.append(f"last_eval.iteration: expected a whole number >= 0, got "
+                                f"{_show(last.get('iteration'))}")
+            for name in ("train_loss", "val_loss", "lr", "seconds"):
+                if name not in last or not (last[name] is None or _number(last[name])):
+                    problems.append(f"last_eval.{name}: expected a finite number or null, got "
+                                    f"{_show(last.get(name))}")
+    if "data" in source and not (isinstance(record.get("data_sha256"), str)
+                                 and re.fullmatch(r"[0-9a-f]{64}", record["data_sha256"])):
+        problems.append(f"data_sha256: expected 64 hexadecimal digits, got {_show(record.get('data_sha256'))}")
     return problems
 
 

@@ -95,6 +95,9 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     """
     is_main = comm is None or comm.is_root
     config, previous = resolve_train_options(args)
+    if config.get("kind") == "text":  # a character-level GPT: leafgrad/cli/text.py
+        from leafgrad.cli.text import train_text
+        return train_text(args, config, previous)
     name = config.get("dataset") or os.path.splitext(os.path.basename(config["data"]))[0]
     out = args.out if args.out is not None else (args.resume if args.resume is not None
                                                   else default_out(name, config["model"]))

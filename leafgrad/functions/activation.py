@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from leafgrad import ops
 from leafgrad.checks import ARRAY, AXIS, NUMBER, checked, choice, normalize_axes, shape_of
 from leafgrad.config import _enable_backprop
@@ -52,6 +54,10 @@ class ReLU(Function):
         y, = self.get_retained_outputs()
         return ops.mul(gy, ops.data(y) > 0, overwrite_a=self.may_overwrite_gy)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Relu."""
+        g.op("Relu", *inputs, out=outputs[0])
+
 
 @checked(x=ARRAY)
 def relu(x: Any) -> Variable:
@@ -78,6 +84,10 @@ class LeakyReLU(Function):
         xp = get_array_module(positive)
         dtype = gy.dtype.type
         return gy * xp.where(positive, dtype(1), dtype(self.slope))
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): LeakyRelu."""
+        g.op("LeakyRelu", inputs[0], out=outputs[0], alpha=float(self.slope))
 
 
 @checked(x=ARRAY, slope=NUMBER)
@@ -115,6 +125,10 @@ class Softmax(_OverAxis):
         gx = y * gy
         return gx - y * ops.sum(gx, self.axis, keepdims=True)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Softmax (spelled out over several axes)."""
+        g.softmax(inputs[0], self.axis, outputs[0], log=False)
+
 
 @checked(x=ARRAY, axis=AXIS)
 def softmax(x: Any, axis: Any = 1) -> Variable:
@@ -146,6 +160,10 @@ class LogSoftmax(_OverAxis):
         y, = self.get_retained_outputs()
         return gy - ops.exp(y) * ops.sum(gy, self.axis, keepdims=True)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): LogSoftmax (spelled out over several axes)."""
+        g.softmax(inputs[0], self.axis, outputs[0], log=True)
+
 
 @checked(x=ARRAY, axis=AXIS)
 def log_softmax(x: Any, axis: Any = 1) -> Variable:
@@ -157,75 +175,234 @@ def log_softmax(x: Any, axis: Any = 1) -> Variable:
 # Beyond DeZero: gelu / elu / softplus / silu
 # =============================================================================
 _SQRT_2PI_INV = 1.0 / math.sqrt(2.0 * math.pi)
+_LOG_SQRT_2PI_INV = math.log(_SQRT_2PI_INV)
 _SQRT_2_INV = 1.0 / math.sqrt(2.0)
 _GELU_K = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
+# Numerical Recipes' Chebyshev fit of erfc: for z >= 0, with t = 1 / (1 + z / 2),
+# erfc(z) = t exp(-z^2 + P(t)) within a relative error of 1.2e-7.  The coefficients of P,
+# highest power first; its constant term also carries the 1/2 of Phi(-|x|) = erfc(|x| / sqrt 2) / 2.
+_ERFC_P = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
+           0.09678418, 0.37409196, 1.00002368)
+_ERFC_P0 = -1.26551223 + math.log(0.5)
 
 
-def _erfc_nonneg(z, xp):
-    """``erfc(z)`` for ``z >= 0`` (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7)."""
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = 0.17087277
-    for c in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
-              0.09678418, 0.37409196, 1.00002368, -1.26551223):
-        poly = c + t * poly
-    return t * xp.exp(poly - z * z)
+#: Elements per chunk of the element-wise kernels below: a chunk and its scratch arrays stay in
+#: a core's L2 cache, so each of the many passes reads cache, not main memory.
+_CHUNK = 65536
 
 
-def _normal_cdf(x):
-    """The standard normal CDF ``Phi(x) = erfc(-x / sqrt(2)) / 2``, in ``x``'s dtype."""
+def _by_chunks(kernel, xs: tuple, n_scratch: int, masks: int = 0):
+    """``y = kernel(*xs)`` computed chunk by chunk: ``kernel(*x_parts, y_part, *scratch_parts)`` writes ``y_part``.
+
+    The inputs ``xs`` have the shape of the first (the others are broadcast to it).  On NumPy
+    the flattened arrays go through in chunks of ``_CHUNK`` elements with ``n_scratch`` reusable
+    scratch arrays (and ``masks`` boolean ones, after them); on CuPy in one piece.
+    """
+    x0 = xs[0]
+    xp = get_array_module(x0)
+    shape = x0.shape
+    flat = [xp.ascontiguousarray(xp.broadcast_to(x, shape)).reshape(-1) for x in xs]
+    y = xp.empty(flat[0].shape, dtype=flat[0].dtype)
+    n = y.size
+    chunk = min(n, _CHUNK) if xp is np else n
+    scratch = [xp.empty(chunk, dtype=y.dtype) for _ in range(n_scratch)]
+    scratch += [xp.empty(chunk, dtype=bool) for _ in range(masks)]
+    for s in range(0, n, max(chunk, 1)):
+        e = min(s + chunk, n)
+        kernel(*[x[s:e] for x in flat], y[s:e], *[b[:e - s] for b in scratch])
+    return y.reshape(shape)
+
+
+def _lower_tail(a, t, p, half_sq, xp):
+    """Into ``p``: ``Phi(-a)`` for ``a = |x|``; into ``half_sq``: ``a^2 / 2``; ``t`` is scratch."""
+    xp.multiply(a, 0.5 * _SQRT_2_INV, out=t)   # z / 2 with z = a / sqrt(2)
+    t += 1.0
+    xp.divide(1.0, t, out=t)
+    xp.multiply(t, _ERFC_P[0], out=p)
+    for c in _ERFC_P[1:]:
+        p += c
+        p *= t
+    p += _ERFC_P0
+    xp.multiply(a, a, out=half_sq)
+    half_sq *= 0.5                               # z^2
+    p -= half_sq
+    xp.exp(p, out=p)
+    p *= t
+
+
+def _gelu_exact_kernel(x, y, a, t, p):
+    """``x Phi(x)`` as ``max(x, 0) - |x| Phi(-|x|)`` (no cancellation in either tail)."""
     xp = get_array_module(x)
-    z = xp.abs(x) * _SQRT_2_INV
-    half_tail = 0.5 * _erfc_nonneg(z, xp)  # Phi(-|x|)
-    return xp.where(x >= 0, 1.0 - half_tail, half_tail).astype(x.dtype, copy=False)
+    xp.abs(x, out=a)
+    _lower_tail(a, t, p, y, xp)
+    a *= p
+    xp.maximum(x, 0, out=y)
+    y -= a
 
 
-class NormalCdf(Function):
-    """``Phi(x)``, the standard normal CDF; its derivative is the normal density."""
+def _gelu_exact_grad_kernel(x, gy, d, a, t, p):
+    """``gy (Phi(x) + x phi(x))``, the gradient of ``x Phi(x)``."""
+    xp = get_array_module(x)
+    xp.abs(x, out=a)
+    _lower_tail(a, t, p, d, xp)                  # p = Phi(-|x|), d = x^2 / 2
+    xp.subtract(_LOG_SQRT_2PI_INV, d, out=d)
+    xp.exp(d, out=d)
+    d *= x                                       # x phi(x)
+    p -= 0.5
+    xp.sign(x, out=a)
+    p *= a
+    xp.subtract(0.5, p, out=p)                   # Phi(x) = 1/2 + sign(x) (1/2 - Phi(-|x|))
+    d += p
+    d *= gy
 
-    float_inputs = (0,)
-    retain_inputs = (0,)
 
-    def forward(self, x):
-        return _normal_cdf(x)
+#: Below this ``x^2``, ``Phi(x)`` is 1/2 to working precision and ``y / x`` is not used.
+_TINY_SQ = 1e-36
 
-    def backward(self, gy):
-        x, = self.get_retained_inputs()
-        return gy * ops.exp(x * x * -0.5) * _SQRT_2PI_INV
+
+def _gelu_exact_grad_from_output_kernel(x, gy, y, d, sq, usable):
+    """``gy (Phi(x) + x phi(x))`` with ``Phi(x) = y / x`` read from the forward's output ``y = x Phi(x)``."""
+    xp = get_array_module(x)
+    xp.multiply(x, x, out=sq)
+    xp.greater(sq, _TINY_SQ, out=usable)
+    if xp is np:
+        d.fill(0.5)
+        np.divide(y, x, out=d, where=usable)      # Phi(x); 1/2 where x is (nearly) 0
+    else:  # pragma: no cover - CuPy
+        d[...] = xp.where(usable, y / xp.where(usable, x, 1), 0.5)
+    sq *= -0.5
+    sq += _LOG_SQRT_2PI_INV
+    xp.exp(sq, out=sq)
+    sq *= x                                       # x phi(x)
+    d += sq
+    d *= gy
+
+
+def _gelu_tanh_kernel(x, y):
+    """``x (1 + tanh(k (x + c x^3))) / 2``."""
+    xp = get_array_module(x)
+    xp.multiply(x, x, out=y)
+    y *= _GELU_C * _GELU_K
+    y += _GELU_K
+    y *= x
+    xp.tanh(y, out=y)
+    y += 1.0
+    y *= x
+    y *= 0.5
+
+
+def _gelu_tanh_grad_kernel(x, gy, d, t, slope):
+    """``gy ((1 + t) / 2 + x (1 - t^2) u' / 2)`` with ``t = tanh(u)``, ``u = k (x + c x^3)``."""
+    xp = get_array_module(x)
+    xp.multiply(x, x, out=t)
+    xp.multiply(t, 1.5 * _GELU_C * _GELU_K, out=slope)  # u' / 2
+    slope += 0.5 * _GELU_K
+    slope *= x
+    t *= _GELU_C * _GELU_K
+    t += _GELU_K
+    t *= x
+    xp.tanh(t, out=t)
+    xp.multiply(t, t, out=d)
+    xp.subtract(1.0, d, out=d)
+    slope *= d
+    xp.multiply(t, 0.5, out=d)
+    d += 0.5
+    d += slope
+    d *= gy
 
 
 class GELU(Function):
-    """``x * Phi(x)`` (exact) or its tanh approximation; backward reads the input."""
+    """``x * Phi(x)`` (exact) or its tanh approximation; backward keeps the input (and, exact form,
+    the output: in a network the next layer keeps it too, so it costs nothing more there).
+
+    Forward and gradient are in-place passes over cache-sized chunks (NumPy pays one pass
+    per ufunc: over a chunk in L2 cache rather than over the whole array in memory).  The
+    gradient is the forward of ``GELUGrad``, whose own backward gives the higher orders.
+    """
 
     float_inputs = (0,)
     retain_inputs = (0,)
+    fresh_gradients = True
+
+    def __init__(self, approximate: str) -> None:
+        self.approximate = approximate
+        if approximate == "none":
+            self.retain_outputs = (0,)
+
+    def forward(self, x):
+        if self.approximate == "tanh":
+            return _by_chunks(_gelu_tanh_kernel, (x,), 0)
+        return _by_chunks(_gelu_exact_kernel, (x,), 3)
+
+    def backward(self, gy):
+        x, = self.get_retained_inputs()
+        if self.approximate == "none":  # Phi(x) = y / x: the output spares the erf
+            y, = self.get_retained_outputs()
+            return ops.call(GELUGradFromOutput("none"), x, gy, ops.data(y))
+        return ops.call(GELUGrad(self.approximate), x, gy)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ``x Phi(x)`` with Erf, or the tanh formula (opset 18 has no Gelu)."""
+        x = inputs[0]
+        if self.approximate == "tanh":
+            cube = g.op("Mul", g.op("Mul", x, x), x)
+            inner = g.op("Add", x, g.op("Mul", cube, g.scalar(0.044715, x)))
+            t = g.op("Tanh", g.op("Mul", inner, g.scalar(math.sqrt(2.0 / math.pi), x)))
+        else:
+            t = g.op("Erf", g.op("Mul", x, g.scalar(1.0 / math.sqrt(2.0), x)))
+        half_x = g.op("Mul", x, g.scalar(0.5, x))
+        g.op("Add", half_x, g.op("Mul", half_x, t), out=outputs[0])
+
+
+class GELUGrad(Function):
+    """The gradient of GELU, ``gy * gelu'(x)``, from ``x`` and ``gy`` (one pass over cache-sized chunks).
+
+    Its own backward: ``g * gy * gelu''(x)`` for ``x`` and ``GELUGrad(x, g)`` for ``gy``.
+    """
+
+    float_inputs = (0, 1)
+    retain_inputs = (0, 1)
+    fresh_gradients = True
 
     def __init__(self, approximate: str) -> None:
         self.approximate = approximate
 
-    def forward(self, x):
-        xp = get_array_module(x)
+    def forward(self, x, gy):
         if self.approximate == "tanh":
-            inner = x * x
-            inner *= _GELU_C
-            inner += 1.0
-            inner *= x
-            inner *= _GELU_K
-            y = xp.tanh(inner)
-            y += 1.0
-            y *= x
-            y *= 0.5
-            return y
-        return x * _normal_cdf(x)
+            return _by_chunks(_gelu_tanh_grad_kernel, (x, gy), 2)
+        return _by_chunks(_gelu_exact_grad_kernel, (x, gy), 3)
 
-    def backward(self, gy):
-        x, = self.get_retained_inputs()
-        if self.approximate == "tanh":
-            t = ops.tanh((x + x * x * x * _GELU_C) * _GELU_K)
-            inner_grad = (1 + x * x * (3 * _GELU_C)) * _GELU_K
-            return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner_grad)
-        density = ops.exp(x * x * -0.5) * _SQRT_2PI_INV
-        return gy * (ops.call(NormalCdf(), x) + x * density)
+    def backward(self, g):
+        x, gy = self.get_retained_inputs()
+        need_x, need_gy = self.needs_input_grad[0], self.needs_input_grad[1]
+        gx = ggy = None
+        if need_x:
+            if self.approximate == "tanh":
+                t = ops.tanh((x + x * x * x * _GELU_C) * _GELU_K)
+                du = (1 + x * x * (3 * _GELU_C)) * _GELU_K   # u'
+                ddu = x * (6 * _GELU_C * _GELU_K)            # u''
+                second = (1 - t * t) * (du + 0.5 * x * (ddu - 2 * t * du * du))
+            else:  # (Phi + x phi)' = 2 phi - x^2 phi
+                second = ops.exp(x * x * -0.5) * _SQRT_2PI_INV * (2 - x * x)
+            gx = g * gy * second
+        if need_gy:
+            ggy = ops.call(GELUGrad(self.approximate), x, g)
+        return gx, ggy
+
+
+class GELUGradFromOutput(GELUGrad):
+    """``GELUGrad(x, gy)`` given also GELU's output ``y`` (a constant): ``Phi(x) = y / x`` needs no erf.
+
+    Exact form only.  Its value does not depend on ``y`` beyond that shortcut, so ``y`` gets
+    no gradient; its backward is ``GELUGrad``'s.
+    """
+
+    def forward(self, x, gy, y):
+        return _by_chunks(_gelu_exact_grad_from_output_kernel, (x, gy, y), 1, masks=1)
+
+    def backward(self, g):
+        return super().backward(g) + (None,)
 
 
 @checked(x=ARRAY, approximate=choice("none", "tanh"))
@@ -268,6 +445,10 @@ class ELU(Function):
         positive, = self.saved
         return gy * ops.where(positive, 1.0, y + self.alpha)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Elu."""
+        g.op("Elu", inputs[0], out=outputs[0], alpha=float(self.alpha))
+
 
 @checked(x=ARRAY, alpha=NUMBER)
 def elu(x: Any, alpha: float = 1.0) -> Variable:
@@ -303,6 +484,12 @@ class Softplus(Function):
         y, = self.get_retained_outputs()
         return gy * (1 - ops.exp(y * -self.beta))  # sigmoid(beta x), from the output
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Softplus(beta x) / beta."""
+        x = inputs[0]
+        y = g.op("Softplus", g.op("Mul", x, g.scalar(self.beta, x)))
+        g.op("Div", y, g.scalar(self.beta, x), out=outputs[0])
+
 
 @checked(x=ARRAY, beta=NUMBER)
 def softplus(x: Any, beta: float = 1.0) -> Variable:
@@ -328,6 +515,10 @@ class SiLU(Function):
         x, = self.get_retained_inputs()
         s = ops.sigmoid(x)
         return gy * (s * (1 + x * (1 - s)))
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): x * Sigmoid(x)."""
+        g.op("Mul", inputs[0], g.op("Sigmoid", inputs[0]), out=outputs[0])
 
 
 @checked(x=ARRAY)

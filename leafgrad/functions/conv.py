@@ -548,6 +548,12 @@ class Conv2d(Function):
         gW = ops.call(Conv2DGradW(self), x, gy) if need[1] else None
         return (gx, gW) + _bias_grad(need, gy)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Conv."""
+        (ph, pw), kernel = self.pad, list(g.shape(inputs[1])[2:])
+        g.op("Conv", *[n for n in inputs if n], out=outputs[0], kernel_shape=kernel, strides=list(self.stride),
+             pads=[ph, pw, ph, pw])
+
 
 def _check_conv_args(name: str, x: Any, W: Any, b: Any, transposed: bool = False) -> Tuple[tuple, tuple]:
     """Check ``x`` (N, C, H, W), the filter ``W`` and the bias ``b`` (OC,); return the shapes of ``x`` and ``W``.
@@ -610,6 +616,15 @@ class Deconv2d(Function):
         gx = ops.call(Conv2d(self.stride, self.pad), gy, W) if need[0] else None
         gW = ops.call(Conv2DGradW(self), gy, x) if need[1] else None
         return (gx, gW) + _bias_grad(need, gy)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ConvTranspose, ``output_padding`` giving the recorded size."""
+        (ph, pw), (sh, sw), kernel = self.pad, self.stride, list(g.shape(inputs[1])[2:])
+        h, w = g.shape(inputs[0])[2:]
+        oh, ow = g.shape(outputs[0])[2:]
+        extra = [oh - ((h - 1) * sh - 2 * ph + kernel[0]), ow - ((w - 1) * sw - 2 * pw + kernel[1])]
+        g.op("ConvTranspose", *[n for n in inputs if n], out=outputs[0], kernel_shape=kernel, strides=[sh, sw],
+             pads=[ph, pw, ph, pw], output_padding=extra)
 
 
 @checked(x=ARRAY, W=ARRAY, b=OPTIONAL_ARRAY, stride=PAIR, pad=PAIR, outsize=OPTIONAL_PAIR)
@@ -702,6 +717,10 @@ class Pooling(_Pool2d):
     def backward(self, gy):
         return ops.call(Pooling2DGrad(self), gy)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Pad with zeros (as DeZero), then MaxPool."""
+        g.pool("MaxPool", inputs[0], self.geom, outputs[0])
+
 
 class _FromMaxPooling(Function):
     """Base of the gradient functions of max pooling, made (as in DeZero) from the pooling they
@@ -773,6 +792,10 @@ class AveragePooling(_Pool2d):
 
     def backward(self, gy):
         return ops.call(AveragePooling2DGrad(self), gy)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Pad with zeros, then AveragePool (the divisor is always KH * KW)."""
+        g.pool("AveragePool", inputs[0], self.geom, outputs[0])
 
 
 class AveragePooling2DGrad(Function):

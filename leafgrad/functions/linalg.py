@@ -38,6 +38,10 @@ class MatMul(Function):
         gW = ops.sum_to(ops.matmul(ops.transpose(x, _swap_last(x.ndim)), gy), W.shape) if need_W else None
         return gx, gW
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): MatMul."""
+        g.op("MatMul", *inputs, out=outputs[0])
+
 
 def _swap_last(ndim: int) -> tuple:
     """Axes that swap the last two axes of an ``ndim``-D array."""

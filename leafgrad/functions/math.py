@@ -35,6 +35,10 @@ class Square(Function):
         x, = self.get_retained_inputs()
         return 2 * x * gy
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Mul(x, x)."""
+        g.op("Mul", inputs[0], inputs[0], out=outputs[0])
+
 
 @checked(x=ARRAY)
 def square(x: Any) -> Variable:
@@ -58,6 +62,10 @@ class Exp(Function):
         y, = self.get_retained_outputs()
         return gy * y
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Exp."""
+        g.op("Exp", *inputs, out=outputs[0])
+
 
 @checked(x=ARRAY)
 def exp(x: Any) -> Variable:
@@ -79,6 +87,10 @@ class Log(Function):
     def backward(self, gy):
         x, = self.get_retained_inputs()
         return gy / x
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Log."""
+        g.op("Log", *inputs, out=outputs[0])
 
 
 @checked(x=ARRAY)
@@ -102,6 +114,10 @@ class Sin(Function):
         x, = self.get_retained_inputs()
         return gy * ops.cos(x)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Sin."""
+        g.op("Sin", *inputs, out=outputs[0])
+
 
 @checked(x=ARRAY)
 def sin(x: Any) -> Variable:
@@ -123,6 +139,10 @@ class Cos(Function):
     def backward(self, gy):
         x, = self.get_retained_inputs()
         return gy * -ops.sin(x)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Cos."""
+        g.op("Cos", *inputs, out=outputs[0])
 
 
 @checked(x=ARRAY)
@@ -147,6 +167,10 @@ class Tanh(Function):
         y, = self.get_retained_outputs()
         return gy * (1 - y * y)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Tanh."""
+        g.op("Tanh", *inputs, out=outputs[0])
+
 
 @checked(x=ARRAY)
 def tanh(x: Any) -> Variable:
@@ -169,6 +193,10 @@ class Sigmoid(Function):
     def backward(self, gy):
         y, = self.get_retained_outputs()
         return gy * y * (1 - y)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Sigmoid."""
+        g.op("Sigmoid", *inputs, out=outputs[0])
 
 
 @checked(x=ARRAY)
@@ -203,6 +231,10 @@ class Abs(Function):
         x, = self.get_retained_inputs()
         x = ops.data(x)  # the sign is a constant factor: its derivative is 0 (almost everywhere)
         return gy * get_array_module(x).sign(x)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Abs."""
+        g.op("Abs", *inputs, out=outputs[0])
 
 
 @checked(x=ARRAY)
@@ -239,6 +271,12 @@ class Clip(Function):
     def backward(self, gy):
         mask, = self.saved
         return gy * mask
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Clip, a missing bound left out."""
+        x = inputs[0]
+        bounds = [("" if c is None else g.scalar(c, x)) for c in (self.x_min, self.x_max)]
+        g.op("Clip", x, *bounds, out=outputs[0])
 
 
 @checked(x=ARRAY, x_min=BOUND, x_max=BOUND)
@@ -279,6 +317,10 @@ class Maximum(Function):
         need0, need1 = self.needs_input_grad
         return (ops.sum_to(gy * share, self.x0_shape) if need0 else None,
                 ops.sum_to(gy * (1 - share), self.x1_shape) if need1 else None)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Max (Min for ``minimum``)."""
+        g.op("Max" if self._ufunc == "maximum" else "Min", *inputs, out=outputs[0])
 
 
 class Minimum(Maximum):
@@ -328,6 +370,11 @@ class Where(Function):
         return (None,
                 ops.sum_to(ops.where(c, gy, 0.0), self.x0_shape) if need0 else None,
                 ops.sum_to(ops.where(c, 0.0, gy), self.x1_shape) if need1 else None)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Where, the condition cast to bool if it is not."""
+        c = inputs[0] if g.dtype(inputs[0]) == bool else g.op("Cast", inputs[0], to=9)  # 9: BOOL
+        g.op("Where", c, inputs[1], inputs[2], out=outputs[0])
 
 
 @checked(condition=CONDITION, x0=ARRAY, x1=ARRAY)

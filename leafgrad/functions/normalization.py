@@ -67,6 +67,15 @@ class Standardize(Function):
             gx = gx + term
         return gx
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div: ``xhat``, ``mean``, ``var``."""
+        x = inputs[0]
+        xhat, mu, var = outputs
+        g.reduce("ReduceMean", x, self.axes, True, mu)
+        d = g.op("Sub", x, mu)
+        g.reduce("ReduceMean", g.op("Mul", d, d), self.axes, True, var)
+        g.op("Div", d, g.op("Sqrt", g.op("Add", var, g.scalar(self.eps, x))), out=xhat)
+
 
 def _array(name: str, label: str, a: Any, shape: tuple) -> Any:
     """A running-statistics array, checked against ``shape``."""

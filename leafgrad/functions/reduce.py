@@ -69,6 +69,10 @@ class Sum(Function):
         gy = utils.reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
         return ops.broadcast_to(gy, self.x_shape)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ReduceSum."""
+        g.reduce("ReduceSum", inputs[0], self.axis, self.keepdims, outputs[0])
+
 
 @checked(x=ARRAY, axis=AXIS, keepdims=BOOL)
 def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> Variable:
@@ -104,6 +108,10 @@ class Max(Function):
     def backward(self, gy):
         at_extremum, = self.saved
         return ops.reshape(gy, self.kept_shape) * at_extremum
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ReduceMax (ReduceMin for ``min``)."""
+        g.reduce("ReduceMax" if self._reduce == "max" else "ReduceMin", inputs[0], self.axis, self.keepdims, outputs[0])
 
 
 class Min(Max):
@@ -151,6 +159,10 @@ class Mean(Function):
     def backward(self, gy):
         gy = ops.reshape(gy, _kept_shape(self.x_shape, self.axis)) / self.n
         return ops.broadcast_to(gy, self.x_shape)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ReduceMean."""
+        g.reduce("ReduceMean", inputs[0], self.axis, self.keepdims, outputs[0])
 
 
 @checked(x=ARRAY, axis=AXIS, keepdims=BOOL)
@@ -245,6 +257,10 @@ class LogSumExp(Function):
     def backward(self, gy):
         x, y = self.get_retained_inputs() + self.get_retained_outputs()
         return ops.reshape(gy, self.kept_shape) * ops.exp(x - ops.reshape(y, self.kept_shape))
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ReduceLogSumExp."""
+        g.reduce("ReduceLogSumExp", inputs[0], self.axis, self.keepdims, outputs[0])
 
 
 @checked(x=ARRAY, axis=AXIS, keepdims=BOOL)

@@ -31,6 +31,11 @@ class Reshape(Function):
     def backward(self, gy):
         return ops.reshape(gy, self.x_shape)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Reshape, the batch axis kept dynamic."""
+        target = g.reshape_target(g.shape(inputs[0]), g.shape(outputs[0]))
+        g.op("Reshape", inputs[0], g.ints(target), out=outputs[0])
+
 
 def _check_reshape(x_shape: tuple, shape: tuple) -> None:
     size = int(np.prod(x_shape, dtype=np.int64))
@@ -77,6 +82,12 @@ class Transpose(Function):
     def backward(self, gy):
         return ops.transpose(gy, self._inverse_axes())
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Transpose."""
+        n = len(g.shape(inputs[0]))
+        perm = list(range(n))[::-1] if self.axes is None else [a % n for a in self.axes]
+        g.op("Transpose", inputs[0], out=outputs[0], perm=perm)
+
 
 @checked(x=ARRAY, axes=AXIS)
 def transpose(x: Any, axes: Optional[Sequence[int]] = None) -> Variable:
@@ -105,6 +116,11 @@ class BroadcastTo(Function):
 
     def backward(self, gy):
         return ops.sum_to(gy, self.x_shape)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Expand."""
+        target = g.expand_target(g.shape(inputs[0]), g.shape(outputs[0]))
+        g.op("Expand", inputs[0], g.ints(target), out=outputs[0])
 
 
 def _broadcasts_to(src: tuple, dst: tuple) -> bool:
@@ -141,6 +157,10 @@ class SumTo(Function):
     def backward(self, gy):
         return ops.broadcast_to(gy, self.x_shape)
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): ReduceSum over the axes that ``sum_to`` sums."""
+        g.sum_to(inputs[0], g.shape(outputs[0]), outputs[0])
+
 
 @checked(x=ARRAY, shape=SHAPE)
 def sum_to(x: Any, shape: Union[int, Sequence[int]]) -> Variable:
@@ -176,6 +196,10 @@ class GetItem(Function):
     def backward(self, gy):
         slices, = self.saved
         return ops.call(GetItemGrad(slices, self.x_shape), gy)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Slice, Squeeze, Unsqueeze and Gather (basic indexes, one index array)."""
+        g.get_item(inputs[0], self.saved[0], outputs[0])
 
 
 _BASIC_INDEX = (slice, int, np.integer, type(None), type(Ellipsis))
@@ -277,6 +301,10 @@ class Concat(Function):
         lead = (slice(None),) * self.axis
         return tuple(ops.get_item(gy, lead + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1], bounds[1:]))
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Concat."""
+        g.op("Concat", *inputs, out=outputs[0], axis=int(self.axis))
+
 
 def _sequence(name: str, xs: Any) -> list:
     """``xs`` (a list or tuple, checked by ``checked``) with arrays for plain numbers."""
@@ -319,6 +347,11 @@ class Stack(Function):
     def backward(self, gy):
         return tuple(ops.get_item(gy, self._index(i)) for i in range(self.n))
 
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Unsqueeze each, then Concat."""
+        axis = g.ints([self.axis])
+        g.op("Concat", *[g.op("Unsqueeze", x, axis) for x in inputs], out=outputs[0], axis=int(self.axis))
+
 
 @checked(xs=ARRAYS, axis=INT)
 def stack(xs: Sequence[Any], axis: int = 0) -> Variable:
@@ -354,6 +387,11 @@ class Split(Function):
         # a piece that no gradient reached contributes zeros
         gys = [xp.zeros(shape, dtype) if g is None else g for g, (shape, dtype) in zip(gys, self.pieces)]
         return ops.concat(gys, self.axis)
+
+    def to_onnx(self, g, inputs, outputs):
+        """ONNX form (leafgrad.onnx): Split into the recorded sizes."""
+        sizes = g.ints([shape[self.axis] for shape, _ in self.pieces])
+        g.op("Split", inputs[0], sizes, out=list(outputs), axis=int(self.axis))
 
 
 @checked(x=ARRAY, indices_or_sections=SECTIONS, axis=INT)
