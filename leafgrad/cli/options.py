@@ -236,7 +236,7 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
                    help="divide the logits by T before sampling: below 1 is surer, above 1 wilder (default 1)")
     p.add_argument("--top-k", type=int_at_least(1, "a top-k >= 1"), metavar="K",
                    help="sample only among the K likeliest characters (default: all)")
-    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1"), default=0, metavar="N",
+    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1", MAX_SEED), default=0, metavar="N",
                    help="random seed of the sampling (default 0)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the whole context at every character instead of keeping a key/value cache "

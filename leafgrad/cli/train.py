@@ -30,7 +30,7 @@ from leafgrad.optimizers import from_name
 from leafgrad.serialization import SerializationError
 from leafgrad.training import DIVERGENCE_FACTOR, DivergenceError, Trainer
 
-__all__ = ["cmd_train", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
+__all__ = ["cmd_train", "divergence_sentence", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
 
 
 def build_model(kind: str, hidden: Sequence[int], outputs: int) -> Any:
@@ -95,9 +95,7 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     """
     is_main = comm is None or comm.is_root
     config, previous = resolve_train_options(args)
-    if config.get("kind") == "text":  # a character-level GPT: leafgrad/cli/text.py
-        from leafgrad.cli.text import train_text
-        return train_text(args, config, previous)
+    text = config.get("kind") == "text"  # a character-level GPT: leafgrad/cli/text.py
     name = config.get("dataset") or os.path.splitext(os.path.basename(config["data"]))[0]
     out = args.out if args.out is not None else (args.resume if args.resume is not None
                                                   else default_out(name, config["model"]))
@@ -114,11 +112,18 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
             lock.acquire()
             refuse_existing_run(out, resuming_here, overwrite)  # again: another training may have just ended
             clean_temporaries(out)  # left by a training that was killed while writing
+        if text:
+            from leafgrad.cli.text import train_text
+            return train_text(args, config, previous, out)
         return _train_in(args, comm, config, previous, out)
     except OSError as err:
         raise DataError(f"{os_error_sentence(err, out)}; the run's last checkpoint is intact: free some space, "
                         f"then continue with leafgrad train --resume {out}") from None
     except MemoryError:
+        if text:
+            from leafgrad.cli.text import describe_gpt
+            raise DataError(f"not enough memory for this run ({describe_gpt(config)}); try smaller --embd, "
+                            "--layers, --block-size or --batch-size") from None
         raise DataError(f"not enough memory for this run (model {describe_hidden(config)}); "
                         "try smaller --hidden sizes or --batch-size") from None
     finally:
@@ -175,7 +180,7 @@ def _train_in(args: argparse.Namespace, comm: Any, config: Dict[str, Any], previ
     except DivergenceError as err:
         progress.close()
         if is_main:
-            print(f"leafgrad train: error: {_divergence_sentence(err, config, out, trainer.epoch)}",
+            print(f"leafgrad train: error: {divergence_sentence(err, config, out, trainer.epoch)}",
                   file=sys.stderr)
         return 1
     progress.close()
@@ -200,17 +205,21 @@ def _resume(trainer: Trainer, data: Data, previous: dict, folder: str) -> None:
         raise UsageError(f"cannot resume from {path}: {err.strerror or err}") from None
 
 
-def _divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:
+def divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:
+    """What ``leafgrad train`` says when training diverged: where, why, what to try, what the folder keeps."""
     what = f"the loss became {err.loss:g}" if err.loss is not None else "some weights became NaN or infinite"
     if err.reference is not None:
-        what += f", over {DIVERGENCE_FACTOR:g} times its first epoch's ({err.reference:g})"
+        first = "its first epoch's" if err.iteration is None else "its first evaluation's"
+        what += f", over {DIVERGENCE_FACTOR:g} times {first} ({err.reference:g})"
     if config["optimizer"] == "adadelta":
         advice = "adadelta takes no learning rate: try another --optimizer"
     else:
         advice = (f"the learning rate --lr {config['lr']:g} is too high for {config['optimizer']}: "
                   f"try a lower one, such as --lr {config['lr'] / 10:g}")
-    return (f"training diverged: {what} at epoch {err.epoch}, batch {err.batch}, so training stopped; "
-            f"{advice}; {out} keeps the checkpoint of epoch {epochs_kept}, whose weights are finite.")
+    where, kept = ((f"epoch {err.epoch}, batch {err.batch}", "epoch") if err.iteration is None
+                   else (f"iteration {err.iteration}", "iteration"))
+    return (f"training diverged: {what} at {where}, so training stopped; "
+            f"{advice}; {out} keeps the checkpoint of {kept} {epochs_kept}, whose weights are finite.")
 
 
 def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict[str, Any], folder: RunFolder,
