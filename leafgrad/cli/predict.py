@@ -29,7 +29,7 @@ from leafgrad.cli.train import build_model
 from leafgrad.serialization import SerializationError
 from leafgrad.training import predict
 
-__all__ = ["cmd_predict"]
+__all__ = ["cmd_predict", "load_run_model"]
 
 
 def _default_out(data: str) -> str:
@@ -61,6 +61,24 @@ def _build(model: Any, x: np.ndarray) -> None:
         np.random.set_state(state)
 
 
+def load_run_model(run: str, config: dict, info: DataInfo) -> Any:
+    """The network of the ``--data`` run in ``run``: built, then its ``model.npz`` loaded and checked.
+
+    Built first, so that every weight's shape, dtype and values are checked
+    against the architecture; a damaged file is a UsageError (exit status 2)
+    listing its problems.  Used by ``predict`` and ``export``.
+    """
+    model = build_model(config["model"], config["hidden"], info.outputs)
+    _build(model, shape_for(config["model"], np.zeros((1, len(info.features)), dtype=np.float32), info.image_shape))
+    try:
+        model.load_weights(os.path.join(run, WEIGHTS))
+    except SerializationError as err:
+        raise UsageError(f"cannot load the weights of {run}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot read the weights of {run}: {err.strerror or err}") from None
+    return model
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """``leafgrad predict``: predict every row of ``--data`` with the run in ``RUN_DIR``; write a CSV."""
     device = resolve_device(args)
@@ -76,14 +94,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write --out {out}: folder {folder} does not exist")
 
     x, truth = read_for_prediction(args.data, info)
-    model = build_model(config["model"], config["hidden"], info.outputs)
-    _build(model, shape_for(config["model"], x[:1], info.image_shape))
-    try:
-        model.load_weights(os.path.join(args.run, WEIGHTS))
-    except SerializationError as err:
-        raise UsageError(f"cannot load the weights of {args.run}: {err}") from None
-    except OSError as err:
-        raise UsageError(f"cannot read the weights of {args.run}: {err.strerror or err}") from None
+    model = load_run_model(args.run, config, info)
     if device == "gpu":
         model.to_gpu()  # predict() sends each batch where the weights are and brings the outputs back
     y = predict(model, shape_for(config["model"], x, info.image_shape))
