@@ -455,7 +455,9 @@ def test_resealed_records_are_checked_field_by_field(good):
                                (("data_info", "mean", 1), math.nan, "data_info.mean"),
                                (("data_info", "labels"), record["data_info"]["labels"] + ["extra"], "data_info.labels"),
                                (("config", "seed"), 2 ** 32, "config.seed"),
-                               (("config", "hidden"), [0], "config.hidden")):
+                               (("config", "hidden"), [0], "config.hidden"),
+                               (("config", "optimizer"), ["adam"], "config.optimizer"),
+                               (("data_info", "constant"), [0], "data_info.constant")):
         bad = copy.deepcopy(record)
         node = bad
         for k in path[:-1]:

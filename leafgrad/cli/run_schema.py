@@ -36,6 +36,11 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _one_of(choices: Any) -> Callable[[Any], bool]:
+    """A name among ``choices`` (a list, JSON object or number is none, even where ``choices`` is a dict)."""
+    return lambda v: isinstance(v, str) and v in choices
+
+
 def _text(v: Any) -> bool:
     return isinstance(v, str) and v != ""
 
@@ -46,18 +51,18 @@ def _config_rules() -> Dict[str, tuple]:
     from leafgrad.optimizers import OPTIMIZERS
     from leafgrad.training import TASKS
     return {
-        "model": (lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
+        "model": (_one_of(MODELS), f"one of {', '.join(MODELS)}"),
         "hidden": (lambda v: isinstance(v, list) and len(v) >= 1 and all(_int(1, MAX_UNITS)(n) for n in v),
                    f"a list of layer sizes from 1 to {MAX_UNITS}"),
         "epochs": (_int(0, 10 ** 9), "a whole number of epochs >= 0"),
         "batch_size": (_int(1, 10 ** 9), "a whole number >= 1"),
-        "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+        "optimizer": (_one_of(OPTIMIZERS), f"one of {', '.join(OPTIMIZERS)}"),
         "lr": (lambda v: _number(v) and v > 0, "a finite number > 0"),
         "seed": (_int(0, MAX_SEED), f"a whole number from 0 to {MAX_SEED}"),
-        "dataset": (lambda v: v in BUILTIN, f"one of {', '.join(BUILTIN)}"),
+        "dataset": (_one_of(BUILTIN), f"one of {', '.join(BUILTIN)}"),
         "data": (_text, "the path of the data file"),
         "target": (lambda v: v is None or _text(v), "a column name"),
-        "task": (lambda v: v in TASKS, f"one of {', '.join(TASKS)}"),
+        "task": (_one_of(TASKS), f"one of {', '.join(TASKS)}"),
         "test_fraction": (lambda v: _number(v) and 0 <= v < 1, "a fraction from 0 up to (not including) 1"),
     }
 
@@ -83,7 +88,7 @@ def _text_config_rules() -> Dict[str, tuple]:
         "iters": (count, "a whole number of iterations >= 0"),
         "eval_interval": (_int(1, 10 ** 12), "a whole number >= 1"),
         "eval_iters": (_int(1, 10 ** 9), "a whole number >= 1"),
-        "optimizer": (lambda v: v in scheduled, f"one of {', '.join(scheduled)}"),
+        "optimizer": (_one_of(scheduled), f"one of {', '.join(scheduled)}"),
         "lr": (lambda v: _number(v) and v > 0, "a finite number > 0"),
         "min_lr": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
         "warmup_iters": (count, "a whole number of iterations >= 0"),
@@ -93,7 +98,7 @@ def _text_config_rules() -> Dict[str, tuple]:
         "beta2": (_fraction, "a number from 0 up to (not including) 1"),
         "clip": (lambda v: _number(v) and v > 0, "a finite number > 0"),
         "seed": (_int(0, MAX_SEED), f"a whole number from 0 to {MAX_SEED}"),
-        "dataset": (lambda v: v in TEXT_DATASETS, f"one of {', '.join(TEXT_DATASETS)}"),
+        "dataset": (_one_of(TEXT_DATASETS), f"one of {', '.join(TEXT_DATASETS)}"),
         "data": (_text, "the path of the text file"),
     }
 
@@ -246,6 +251,11 @@ def _check_data_info(d: Any, config: Dict[str, Any]) -> List[str]:
     if not (isinstance(d["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", d["sha256"])):
         problems.append(f"sha256: expected 64 hexadecimal digits, got {_show(d['sha256'])}")
     constant = d.get("constant")
-    if constant is not None and not (isinstance(constant, list) and all(_int(0, n - 1)(i) for i in constant)):
-        problems.append(f"constant: expected a list of feature positions, got {_show(constant)}")
+    if constant is not None and not (isinstance(constant, list) and all(_int(0, n - 1)(i) for i in constant)
+                                     and len(set(constant)) == len(constant)):
+        problems.append(f"constant: expected a list of distinct feature positions, got {_show(constant)}")
+    elif constant and isinstance(d["std"], list) and len(d["std"]) == n:
+        odd = [features[i] for i in constant if d["std"][i] != 1.0]  # (a constant column is scaled by 1)
+        if odd:
+            problems.append(f"constant: column {odd[0]!r} is listed as constant, but its std is not 1")
     return problems
