@@ -69,6 +69,8 @@ __all__ = ["Trainer", "Callback", "EpochMetrics", "IterationMetrics", "Divergenc
 TASKS = ("classification", "regression")
 #: A batch whose loss is more than this many times the first epoch's stops the run (it diverged without NaN).
 DIVERGENCE_FACTOR = 1e4
+#: The most iterations a checkpoint may count (a thousand steps a second for thirty years).
+MAX_ITERATIONS = 10 ** 12
 _TINY_LOSS = 1e-3  # a first loss near 0 is no scale: below this, only losses above FACTOR * _TINY_LOSS count
 
 
@@ -597,8 +599,8 @@ def _check_trainer_extra(extra: dict, task: str) -> List[str]:
     if not isinstance(kind, str) or kind not in _METRICS_KINDS:
         return [f"the history's kind {kind!r} is not one of {', '.join(map(repr, _METRICS_KINDS))}"]
     iteration = extra.get("iteration", 0)
-    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
-        return [f"the iteration count {iteration!r} is not a whole number >= 0"]
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or not 0 <= iteration <= MAX_ITERATIONS:
+        return [f"the iteration count {iteration!r} is not a whole number from 0 to {MAX_ITERATIONS:g}"]
     rows = extra["metrics"]
     if not rows.size:
         return []

@@ -21,7 +21,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cli_helpers import trees
@@ -372,9 +372,12 @@ def json_paths(node, prefix=()):
             yield from json_paths(v, prefix + (i,))
 
 
-def json_damage():
+JSON_DAMAGES = ("drop", "add", "retype", "nan", "reshape", "truncate", "flip", "inflate")
+
+
+def json_damage(kinds=JSON_DAMAGES):
     return st.tuples(
-        st.sampled_from(["drop", "add", "retype", "nan", "reshape", "truncate", "flip", "inflate"]),
+        st.sampled_from(kinds),
         st.integers(0, 10 ** 6), st.integers(0, 7), st.booleans())
 
 
@@ -396,7 +399,8 @@ def damage_json(text, op):
     elif kind == "add":
         paths = [((), record)] + [(p, v) for p, v in paths if isinstance(v, (dict, list))]
     elif kind == "inflate" and reseal:  # (a longer text with its digest recomputed is just another name)
-        paths = [(p, v) for p, v in paths if isinstance(v, list)]
+        paths = ([(p, v) for p, v in paths if isinstance(v, list)]  # (a text run's: its strings, the vocabulary)
+                 or [(p, v) for p, v in paths if isinstance(v, str)])
     path, value = paths[pick % len(paths)]
     parent = record
     for k in path[:-1]:
@@ -486,3 +490,151 @@ def test_copies_of_good_files_give_the_same_results(good):
     assert code == 0 and written == good["predictions"]
 
 
+
+
+# =============================================================================
+# A text run (a character-level GPT): run.json and model.npz through leafgrad generate, checkpoint.npz
+# (its history counted in iterations) through Trainer.load
+# =============================================================================
+POEM = "".join(f"line {i}: the cat sat on the mat.\n" for i in range(30))
+TINY_GPT = ["--layers", "1", "--heads", "2", "--embd", "8", "--block-size", "8", "--batch-size", "4",
+            "--eval-iters", "1"]
+
+
+@pytest.fixture(scope="module")
+def good_text(tmp_path_factory):
+    """A small finished text run, and the text generate writes with it."""
+    base = tmp_path_factory.mktemp("text-corruption")
+    poem = base / "poem.txt"
+    poem.write_text(POEM, encoding="utf-8")
+    run_dir = str(base / "run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "figure_class", lambda: None)
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["train", "--data", str(poem), "--iters", "4", "--eval-interval", "2", *TINY_GPT,
+                             "--out", run_dir, "--quiet"]) == 0
+    files = {name: open(os.path.join(run_dir, name), "rb").read() for name in os.listdir(run_dir)}
+    code, err, text = generate_with(files)
+    assert code == 0, err
+    return Good(files=files, text=text, config=json.loads(files["run.json"])["config"],
+                vocab=json.loads(files["run.json"])["vocab"])
+
+
+def generate_with(files, names=("run.json", "model.npz")):
+    """``leafgrad generate`` on a run folder holding ``files``: (exit status, stderr, the text or None)."""
+    with tempfile.TemporaryDirectory() as d:
+        for name in names:
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(files[name])
+        before = folder_digest(d)
+        err, out = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code = cli.main(["generate", d, "--prompt", "the", "--length", "20", "--seed", "3", "--quiet"])
+        assert folder_digest(d) == before  # the run folder is never changed
+        return code, err.getvalue(), out.getvalue() if code == 0 else None
+
+
+def assert_clean_generate_error(code, err):
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.startswith("leafgrad generate: error: "), err
+
+
+@FUZZ
+@given(op=json_damage([k for k in JSON_DAMAGES if k != "reshape"]))  # (a text run's record holds no list)
+def test_damaged_text_run_json(good_text, op):
+    damaged = damage_json(good_text["files"]["run.json"].decode("utf-8"), op)
+    code, err, text = generate_with({**good_text["files"], "run.json": damaged})
+    if code == 0:
+        assert text == good_text["text"], (op, damaged[:300])
+        outcome = "same results"
+    else:
+        assert_clean_generate_error(code, err)
+        outcome = "clean error"
+    resealed = op[3] and op[0] not in ("truncate", "flip")
+    OUTCOMES["text run.json"][f"{op[0]}{' (digest recomputed)' if resealed else ''}: {outcome}"] += 1
+
+
+def _text_members(good_text, name):
+    return [n for n, _ in members(good_text["files"][name])]
+
+
+def _a_damage(blob, op):
+    """False for a transposed square matrix (a GPT's (C, C) projections): that is another valid file."""
+    if op[0] != "reshape" or op[2] != "T":
+        return True
+    shape = next(from_npy(raw).shape for n, raw in members(blob) if n == op[1])
+    return not (len(shape) == 2 and shape[0] == shape[1])
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@FUZZ
+@given(data=st.data())
+def test_damaged_text_model_npz(good_text, data):
+    op = data.draw(npz_damage(_text_members(good_text, "model.npz")))
+    assume(_a_damage(good_text["files"]["model.npz"], op))
+    code, err, text = generate_with({**good_text["files"], "model.npz": damage_npz(good_text["files"]["model.npz"], op)})
+    if code == 0:
+        assert text == good_text["text"], op
+    else:
+        assert_clean_generate_error(code, err)
+    OUTCOMES["text model.npz"][f"{op[0]}: {'same results' if code == 0 else 'clean error'}"] += 1
+
+
+def fresh_text_trainer(good_text):
+    from leafgrad.cli.text import make_text_trainer
+    from leafgrad.text import CharText
+    trainer = make_text_trainer(good_text["config"], CharText(POEM, vocab=good_text["vocab"]))
+    np.random.seed(7)
+    return trainer
+
+
+def text_trainer_state(trainer):
+    state = trainer_state(trainer)
+    state["history"] = np.array(state["history"], dtype=np.float64).reshape(-1, 5)
+    state["iteration"] = trainer.iteration
+    return state
+
+
+def same_text_state(a, b):
+    return (same_state({**a, "history": []}, {**b, "history": []}) and a["iteration"] == b["iteration"]
+            and np.array_equal(a["history"], b["history"], equal_nan=True))
+
+
+def text_meta_damage():
+    """Damages to the text checkpoint's record where it differs: the history's kind and the iteration count."""
+    return st.tuples(st.just("meta"), st.tuples(
+        st.sampled_from([("extra", "metrics_kind"), ("extra", "iteration")]),
+        st.sampled_from(["drop", "epoch", "minutes", -1, 1.5, math.nan, None, True, [], 10 ** 30])))
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@FUZZ
+@given(data=st.data())
+def test_damaged_text_checkpoint_npz(good_text, data):
+    good_blob = good_text["files"]["checkpoint.npz"]
+    op = data.draw(st.one_of(npz_damage(_text_members(good_text, "checkpoint.npz")), meta_damage(),
+                             text_meta_damage()))
+    assume(_a_damage(good_blob, op))
+    blob = damage_meta(good_blob, op) if op[0] == "meta" else damage_npz(good_blob, op)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "checkpoint.npz")
+        with open(path, "wb") as f:
+            f.write(good_blob)
+        reference = fresh_text_trainer(good_text)
+        reference.load(path)
+        expected = text_trainer_state(reference)
+        with open(path, "wb") as f:
+            f.write(blob)
+        trainer = fresh_text_trainer(good_text)
+        before = text_trainer_state(trainer)
+        try:
+            trainer.load(path)
+        except SerializationError:
+            assert same_text_state(text_trainer_state(trainer), before), op
+            outcome = "clean error"
+        else:
+            assert same_text_state(text_trainer_state(trainer), expected), op
+            outcome = "same results"
+        assert os.listdir(d) == ["checkpoint.npz"]
+    OUTCOMES["text checkpoint.npz"][f"{op[0]}: {outcome}"] += 1
