@@ -118,11 +118,10 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def matmul(a: Any, b: Any) -> Any:
-    """The matrix product ``a @ b`` (``dot`` for 2-D arrays, the fastest BLAS path)."""
+    """The matrix product ``a @ b`` (``matmul``, not ``dot``: NumPy's ``dot`` zero-fills its result
+    before BLAS overwrites it, one more pass over a weight-sized gradient)."""
     if is_variable(a, b):
         return _F().matmul(a, b)
-    if a.ndim == 2 and b.ndim == 2:
-        return a.dot(b)
     return get_array_module(a).matmul(a, b)
 
 

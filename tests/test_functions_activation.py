@@ -98,6 +98,21 @@ def test_relu_gradient_is_mask_and_leaky_matches_dezero_formula():
     assert x.grad.dtype == np.float32
 
 
+@pytest.mark.parametrize("shape, dtype", [((4, 8, 16, 16), np.float32), ((128, 1000), np.float64),
+                                          ((7, 1000), np.float16), ((3, 5), np.float32), ((0, 8192), np.float32)])
+def test_relu_forward_is_numpy_maximum_whatever_the_layout(shape, dtype):
+    """Large contiguous arrays take the row-by-row path (see activation._relu_array); same answer."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    if x.size:
+        x.flat[:4] = [np.nan, -0.0, np.inf, -np.inf]
+    for a in (x, x.T):  # contiguous, and a transposed view
+        y = F.relu(a).data
+        expected = np.maximum(a, 0)
+        assert y.dtype == dtype and y.shape == a.shape and y.flags.writeable
+        np.testing.assert_array_equal(y, expected)
+        assert np.array_equal(np.signbit(y), np.signbit(expected))
+
+
 # =============================================================================
 # memory: functions whose derivative is written from the output keep only the output
 # =============================================================================

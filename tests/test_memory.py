@@ -189,6 +189,39 @@ def test_relu_backward_reuses_the_gradient_array_only_when_owned():
         ReLU.backward = original
 
 
+def test_relu_masks_in_place_between_convolutions_and_pooling():
+    """conv2d's and max pooling's gradients are fresh arrays: a ReLU beside them masks in place."""
+    from leafgrad.functions.activation import ReLU
+    from leafgrad.functions.conv import conv2d, pooling
+    calls = []
+    original = ReLU.backward
+
+    def spy(self, gy):
+        gx = original(self, gy)
+        calls.append((gy.shape, self.may_overwrite_gy, gx is gy))
+        return gx
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8))
+    W1, W2 = Variable(rng.standard_normal((4, 3, 3, 3))), Variable(rng.standard_normal((5, 4, 3, 3)))
+
+    def loss():
+        h = pooling(F.relu(conv2d(x, W1, None, 1, 1)), 2, 2)  # relu's gradient comes from pooling
+        return F.sum(conv2d(F.relu(h - 0.1), W2, None, 1, 1) ** 2)  # ... and from conv2d
+
+    ReLU.backward = spy
+    try:
+        loss().backward()
+        assert calls == [((2, 4, 4, 4), True, True), ((2, 4, 8, 8), True, True)]
+        g1, g2 = W1.grad.data.copy(), W2.grad.data.copy()
+        W1.cleargrad(), W2.cleargrad()
+        loss().backward(retain_grad=True)  # no reuse: the same gradients
+        np.testing.assert_allclose(W1.grad.data, g1)
+        np.testing.assert_allclose(W2.grad.data, g2)
+    finally:
+        ReLU.backward = original
+
+
 # =============================================================================
 # After backward, no function holds an array: for every public function
 # =============================================================================

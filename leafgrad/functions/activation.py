@@ -46,7 +46,7 @@ class ReLU(Function):
     overwrites_gy = True
 
     def forward(self, x):
-        return get_array_module(x).maximum(x, 0)
+        return _relu_array(x)
 
     def backward(self, gy):
         # The mask is a constant factor.  When the walk hands us a gy that nobody else
@@ -57,6 +57,32 @@ class ReLU(Function):
     def to_onnx(self, g, inputs, outputs):
         """ONNX form (leafgrad.onnx): Relu."""
         g.op("Relu", *inputs, out=outputs[0])
+
+
+#: Rows of zeros, one per float dtype, for _relu_array (read-only, shared).
+_ZERO_ROWS: dict = {}
+_ZERO_ROW_LENGTH = 8192
+
+
+def _relu_array(x: Any) -> Any:
+    """``max(x, 0)`` on an array.
+
+    NumPy's ``maximum`` runs its vectorized loop only when both operands advance:
+    against the scalar 0 it is 2-3x slower (NumPy 1.26 and 2.4 alike).  So a
+    contiguous NumPy float array is compared row by row, viewed as ``(-1, k)``,
+    with a row of ``k`` zeros (``k`` up to 8192, dividing its size); same result.
+    """
+    if type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.c_contiguous:
+        k = _ZERO_ROW_LENGTH
+        while k >= 256 and x.size % k:
+            k //= 2
+        if k >= 256 and x.size >= k:
+            zeros = _ZERO_ROWS.get(x.dtype)
+            if zeros is None:
+                zeros = _ZERO_ROWS[x.dtype] = np.zeros(_ZERO_ROW_LENGTH, x.dtype)
+                zeros.flags.writeable = False
+            return np.maximum(x.reshape(-1, k), zeros[:k]).reshape(x.shape)
+    return get_array_module(x).maximum(x, 0)
 
 
 @checked(x=ARRAY)

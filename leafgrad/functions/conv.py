@@ -232,8 +232,8 @@ def _flat_grad(gy: Any, wp: int) -> Any:
     n, oc, oh, ow = gy.shape
     if wp == ow:
         return gy.reshape(n, oc, oh * ow)
-    g = get_array_module(gy).empty((n, oc, oh, wp), dtype=gy.dtype)
-    g[:, :, :, ow:] = 0
+    # (zeros: one memset, faster than zeroing the junk columns, a few values per row)
+    g = get_array_module(gy).zeros((n, oc, oh, wp), dtype=gy.dtype)
     g[:, :, :, :ow] = gy
     return g.reshape(n, oc, oh * wp)
 
@@ -532,6 +532,7 @@ class Conv2d(Function):
     """
 
     retain_inputs = (0, 1)
+    fresh_gradients = True
 
     def __init__(self, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
         self.stride = pair(stride)
@@ -591,6 +592,7 @@ class Deconv2d(Function):
     """
 
     retain_inputs = (0, 1)
+    fresh_gradients = True
 
     def __init__(self, stride: IntOrPair = 1, pad: IntOrPair = 0, outsize: Any = None) -> None:
         self.stride = pair(stride)
@@ -701,6 +703,8 @@ class _Pool2d(Function):
 
 class Pooling(_Pool2d):
     """Max pooling; keeps only the argmax offsets (``uint8`` for kernels up to 16x16)."""
+
+    fresh_gradients = True
 
     def forward(self, x):
         self._setup(x)
