@@ -8,33 +8,39 @@
   ``os.replace``.  A crash, an exception or a ``kill -9`` during a save leaves
   the previous file untouched (at worst a stray ``.<name>.*.tmp`` file stays
   next to it).
-* Loading is all or nothing: every entry is read and checked against the
-  model (and the optimizer) before anything changes.  A truncated or corrupt
-  file, an entry holding pickled objects, or a missing, extra, wrongly shaped
-  or wrongly typed parameter raises :class:`SerializationError` naming the
-  parameter and the problem, and leaves the model exactly as it was.
+* Loading is all or nothing: every entry is checked against the model (and
+  the optimizer) before anything changes, the ``.npy`` headers before any
+  array is read (:mod:`leafgrad._npz_reader`), so a file cannot make us
+  allocate more than the model needs.  A truncated or corrupt file, a member
+  that is not an ``.npy`` array, an entry holding pickled objects, a missing,
+  extra, wrongly shaped, non-float or non-finite parameter (also for a model
+  whose weights are not created yet: see :func:`_param_specs`) raises
+  :class:`SerializationError` listing every problem, and leaves the model
+  exactly as it was.
 
 ``save_checkpoint`` / ``load_checkpoint`` bundle the model's weights, the
 optimizer's state, the epoch, NumPy's global random state and any extra
 values into one file, so that training resumed from it continues exactly as
-if it had never stopped.
+if it had never stopped.  Loading one checks its record (counters,
+hyperparameters, random states through :func:`check_random_state`) as well.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import zipfile
-import zlib
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
 from leafgrad import cuda
+from leafgrad._npz_reader import NpzArchive
 
 __all__ = ["SerializationError", "save_weights", "load_weights", "save_checkpoint", "load_checkpoint",
-           "save_npz", "load_npz"]
+           "save_npz", "load_npz", "check_random_state"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -150,46 +156,17 @@ def save_npz(path: PathLike, arrays: Mapping[str, Any], compress: bool = False) 
 # =============================================================================
 # Reading
 # =============================================================================
-def _describe_start(head: bytes) -> str:
-    if head.startswith(b"\x93NUMPY"):
-        return "a single .npy array, not an .npz archive"
-    if head[:1] == b"\x80":
-        return "a Python pickle, not an .npz archive (pickles are never loaded)"
-    if not head:
-        return "empty"
-    return "not an .npz (zip) archive"
-
-
 def load_npz(path: PathLike, what: str = "load_npz") -> Dict[str, np.ndarray]:
     """Read every array of the ``.npz`` file ``path`` into memory, without pickles.
 
     Raises :class:`SerializationError` (prefixed with ``what``) for a file that
-    is not an archive, is truncated or corrupt, or holds Python objects.
+    is not an archive, is truncated or corrupt, holds Python objects or members
+    that are not ``.npy`` arrays, or whose headers declare more data than the
+    members hold.
     """
     path = _existing_npz_path(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not head.startswith(b"PK"):
-        raise SerializationError(f"{what}: {path!r} is {_describe_start(head)}")
-    arrays: Dict[str, np.ndarray] = {}
-    key = None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            for key in npz.files:
-                a = npz[key]
-                if not a.flags.writeable:
-                    a = a.copy()
-                arrays[key] = a
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise SerializationError(f"{what}: {path!r}: entry {key!r} holds pickled Python objects; "
-                                     "refusing to load it (allow_pickle=False)") from err
-        raise SerializationError(f"{what}: {path!r}: entry {key!r} is corrupt: {err}") from err
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, NotImplementedError) as err:
-        where = "" if key is None else f" (at entry {key!r})"
-        raise SerializationError(f"{what}: {path!r} is truncated or corrupt{where}: "
-                                 f"{type(err).__name__}: {err}") from err
-    return arrays
+    with NpzArchive(path, what) as archive:
+        return archive.read_all()
 
 
 # =============================================================================
@@ -218,48 +195,166 @@ def save_weights(model: Any, path: PathLike, compress: bool = False) -> str:
     return save_npz(path, _weights_arrays(model), compress=compress)
 
 
-def _plan_weights(model: Any, arrays: Mapping[str, np.ndarray], strict: bool, where: str,
-                  cast: bool = False) -> Tuple[List[Tuple[Any, np.ndarray]], List[str], List[str]]:
-    """Match file ``arrays`` against ``model``'s parameters without changing anything.
+class _Spec(NamedTuple):
+    """What a parameter must look like in a file: ``shape`` (None: any; a None size: any) and ``dtype`` (None: any float)."""
 
-    Returns (assignments, problems, ignored): ``(param, array)`` pairs to install,
-    a description of every problem found, and the file keys left unused.
+    shape: Optional[tuple]
+    dtype: Optional[np.dtype]
+
+
+def _lazy_spec(owner: Any, attr: str, chained_in: Optional[int]) -> _Spec:
+    """The shape a not-yet-created parameter will have, as far as its layer (and the layer before it) tells."""
+    from leafgrad.layers import Conv2d, Deconv2d, Linear, _ConvBase
+    from leafgrad.utils import pair
+    dtype = np.dtype(getattr(owner, "dtype", np.float32)) if owner is not None else None
+    if isinstance(owner, Linear) and attr == "W":
+        return _Spec((owner.in_size if owner.in_size is not None else chained_in, owner.out_size), dtype)
+    if isinstance(owner, _ConvBase) and attr == "W":
+        kh, kw = pair(owner.kernel_size)
+        c, oc = owner.in_channels, owner.out_channels
+        if isinstance(owner, Conv2d):
+            return _Spec((oc, c, kh, kw), dtype)
+        if isinstance(owner, Deconv2d):
+            return _Spec((c, oc, kh, kw), dtype)
+    return _Spec(None, dtype if isinstance(owner, (Linear, _ConvBase)) else None)
+
+
+def _param_specs(model: Any) -> List[Tuple[str, Any, _Spec]]:
+    """``(path, parameter, spec)`` for every parameter of ``model``, built or not.
+
+    A built parameter must keep its shape and dtype.  A parameter not created
+    yet is described by its layer (``Linear``: ``(in_size?, out_size)``;
+    ``Conv2d``: ``(out_channels, in_channels?, KH, KW)``), and a ``Linear`` in
+    a ``layers`` list (``Sequential``, ``MLP``) takes its input size from the
+    layer before it, so that the shapes chain.
     """
-    assignments: List[Tuple[Any, np.ndarray]] = []
+    from leafgrad.layers import Layer, Linear
+    owners: Dict[int, Tuple[Any, str]] = {}
+    chained: Dict[int, int] = {}
+    if isinstance(model, Layer):
+        stack = [model]
+        seen = {id(model)}
+        while stack:
+            layer = stack.pop()
+            seq = getattr(layer, "layers", None)
+            if isinstance(seq, list):
+                for a, b in zip(seq, seq[1:]):
+                    if isinstance(a, Linear) and isinstance(b, Linear):
+                        chained[id(b)] = a.out_size
+            for name, obj in layer._registered():
+                if isinstance(obj, Layer):
+                    if id(obj) not in seen:
+                        seen.add(id(obj))
+                        stack.append(obj)
+                else:
+                    owners.setdefault(id(obj), (layer, name))
+    specs = []
+    for key, param in _named_params(model):
+        data = param.data
+        if data is not None:
+            specs.append((key, param, _Spec(tuple(data.shape), np.dtype(data.dtype))))
+        else:
+            owner, attr = owners.get(id(param), (None, ""))
+            specs.append((key, param, _lazy_spec(owner, attr, chained.get(id(owner)))))
+    return specs
+
+
+def _fmt_shape(shape: Optional[tuple]) -> str:
+    if shape is None:
+        return "any shape"
+    inner = ", ".join("?" if n is None else str(n) for n in shape)
+    return f"({inner}{',' if len(shape) == 1 else ''})"
+
+
+def _shape_fits(shape: tuple, spec: Optional[tuple]) -> bool:
+    return spec is None or (len(shape) == len(spec) and all(s is None or s == n for n, s in zip(shape, spec)))
+
+
+#: A parameter whose size the model cannot bound (a free input size) is read only when it is smaller than
+#: this, or stored at most ``_MAX_RATIO`` times compressed: no file makes leafgrad allocate much more than its size.
+_FREE_LIMIT = 16 << 20
+_MAX_RATIO = 16
+
+
+def _unbounded(entry: Any, spec: _Spec) -> bool:
+    """True when ``entry`` (a header) is large, compressed far beyond its stored size, and only a free size allows it."""
+    nbytes, stored = getattr(entry, "nbytes", 0), getattr(entry, "stored", None)
+    free = spec.shape is None or any(n is None for n in spec.shape)
+    return free and stored is not None and nbytes > _FREE_LIMIT and nbytes > _MAX_RATIO * stored
+
+
+def _as_dtype(key: str, a: np.ndarray, dtype: Optional[np.dtype], cast: bool, problems: List[str]) -> Any:
+    """``a`` in ``dtype`` (native byte order), cast when the values survive exactly (or ``cast``); None on a problem."""
+    target = dtype if dtype is not None else a.dtype.newbyteorder("=")
+    if a.dtype == target:
+        return a
+    b = a.astype(target)
+    if cast or np.array_equal(b.astype(a.dtype), a):
+        return b
+    problems.append(f"parameter {key!r}: dtype {a.dtype} in the file, the model expects {target} "
+                    "(the values do not convert exactly)")
+    return None
+
+
+def _plan_weights(model: Any, arrays: Mapping[str, Any], strict: bool, where: str,
+                  cast: bool = False, fetch: Optional[Callable[[str], np.ndarray]] = None,
+                  ) -> Tuple[List[Tuple[Any, np.ndarray]], List[str], List[str]]:
+    """Match file entries against ``model``'s parameters without changing anything.
+
+    ``arrays`` maps names to arrays, or to :class:`~leafgrad._npz_reader.Member`
+    headers read by ``fetch(name)`` only once every name, shape and dtype kind
+    was accepted (so a file cannot make us allocate what the model does not
+    need).  Returns (assignments, problems, ignored): ``(param, array)`` pairs to
+    install, a description of every problem found, and the file keys left unused.
+    Checked: every parameter is present (``strict``; built or not), no unknown
+    names (``strict``), shapes as the model needs, floating dtypes (another
+    float dtype is cast only when exact, or always with ``cast``), finite values.
+    """
+    fetch = fetch if fetch is not None else (lambda k: arrays[k])
     problems: List[str] = []
-    named = _named_params(model)
-    known = set()
-    for key, param in named:
-        known.add(key)
-        current = param.data
+    wanted: List[Tuple[str, Any, _Spec]] = []
+    specs = _param_specs(model)
+    known = {key for key, _, _ in specs}
+    for key, param, spec in specs:
         if key not in arrays:
-            if current is not None and strict:
+            if strict:
                 problems.append(f"parameter {key!r} is missing from the file")
             continue
-        a = arrays[key]
-        if a.dtype.kind not in "biufc":
-            problems.append(f"parameter {key!r}: unsupported dtype {a.dtype} in the file")
-            continue
-        if current is not None:
-            if tuple(a.shape) != tuple(current.shape):
-                problems.append(f"parameter {key!r}: shape {tuple(a.shape)} in the file, "
-                                f"the model expects {tuple(current.shape)}")
-                continue
-            if a.dtype != current.dtype:
-                if cast and a.dtype.kind == current.dtype.kind == "f":
-                    a = a.astype(current.dtype)
-                else:
-                    problems.append(f"parameter {key!r}: dtype {a.dtype} in the file, "
-                                    f"the model expects {current.dtype}")
-                    continue
-            xp = cuda.get_array_module(current)
-            if xp is not np:
-                a = xp.asarray(a)
-        assignments.append((param, a))
+        entry = arrays[key]
+        kind = np.dtype(entry.dtype).kind
+        if kind not in "biufc":
+            problems.append(f"parameter {key!r}: unsupported dtype {entry.dtype} in the file")
+        elif kind != "f":
+            problems.append(f"parameter {key!r}: dtype {entry.dtype} in the file; weights must be floating point")
+        elif not _shape_fits(tuple(entry.shape), spec.shape):
+            problems.append(f"parameter {key!r}: shape {tuple(entry.shape)} in the file, "
+                            f"the model expects {_fmt_shape(spec.shape)}")
+        elif _unbounded(entry, spec):
+            problems.append(f"parameter {key!r}: shape {tuple(entry.shape)} in the file ({entry.nbytes} bytes "
+                            f"from {entry.stored} in the file), and the model, not built yet, cannot bound "
+                            "its size; build it first (call it once on an input) to load this file")
+        else:
+            wanted.append((key, param, spec))
     ignored = [k for k in arrays if k not in known]
     if strict:
         for k in ignored:
             problems.append(f"the file has an entry {k!r} that matches no parameter of the model")
+    if problems:
+        return [], problems, ignored
+    assignments: List[Tuple[Any, np.ndarray]] = []
+    for key, param, spec in wanted:
+        a = fetch(key)
+        if not np.isfinite(a).all():
+            problems.append(f"parameter {key!r}: the file holds NaN or infinite values")
+            continue
+        a = _as_dtype(key, a, spec.dtype, cast, problems)
+        if a is None:
+            continue
+        if param.data is not None:
+            xp = cuda.get_array_module(param.data)
+            if xp is not np:
+                a = xp.asarray(a)
+        assignments.append((param, a))
     return assignments, problems, ignored
 
 
@@ -274,16 +369,20 @@ def _raise_problems(what: str, path: str, problems: List[str]) -> None:
 def load_weights(model: Any, path: PathLike, strict: bool = True, _cast: bool = False) -> List[str]:
     """Load ``path`` (written by ``save_weights``) into ``model``: all or nothing.
 
-    With ``strict=True`` (the default) every initialized parameter must be in
-    the file with the same shape and dtype, and every entry of the file must
-    match a parameter.  Lazily created parameters not yet initialized take the
-    file's array (or stay uninitialized if the file lacks them).  With
-    ``strict=False`` extra entries are ignored and missing parameters keep
-    their values.  Returns the file entries that were ignored.
+    With ``strict=True`` (the default) every parameter, created or not yet,
+    must be in the file, and every entry of the file must match a parameter.
+    Shapes must be what the model needs (for a parameter not created yet, what
+    its layer and the layer before it determine), dtypes floating point (a
+    float64 array into a float32 parameter is accepted only when its values are
+    exactly float32 values), values finite.  Headers are checked before any
+    array is read.  With ``strict=False`` extra entries are ignored and missing
+    parameters keep their values (or stay uncreated).  Returns the file
+    entries that were ignored.
     """
     what = "load_weights"
-    arrays = load_npz(path, what)
-    assignments, problems, ignored = _plan_weights(model, arrays, strict, what, cast=_cast)
+    with NpzArchive(_existing_npz_path(path), what) as archive:
+        assignments, problems, ignored = _plan_weights(model, archive.members, strict, what, cast=_cast,
+                                                       fetch=archive.read)
     _raise_problems(what, os.fspath(path), problems)
     for param, a in assignments:
         param.data = a
@@ -346,85 +445,226 @@ def save_checkpoint(path: PathLike, model: Any, optimizer: Any = None, epoch: Op
     return save_npz(path, arrays, compress=compress)
 
 
+#: The largest ``__meta__`` entry read (the JSON of counters, hyperparameters and ``extra`` values).
+META_LIMIT = 16 << 20
+_MT_KEYS = 624
+
+
+def check_random_state(state: Any) -> Optional[str]:
+    """Why ``state`` (a ``RandomState.get_state()`` tuple) is not a valid MT19937 state, or None if it is.
+
+    The position must be within the 624 keys (NumPy's legacy setter accepts
+    any, and the next draw then reads outside the state: a segfault); the
+    state is then set on a scratch generator with NumPy's own setter, which
+    draws once, so no generator in use is touched.
+    """
+    try:
+        name, keys, pos, has_gauss, cached = state
+    except (TypeError, ValueError):
+        return "it is not a (name, keys, pos, has_gauss, cached_gaussian) tuple"
+    if name != "MT19937":
+        return f"generator {name!r} is not MT19937"
+    if not isinstance(keys, np.ndarray) or keys.shape != (_MT_KEYS,) or \
+            keys.dtype.newbyteorder("=") != np.dtype(np.uint32):
+        return f"its keys are not {_MT_KEYS} unsigned 32-bit integers"
+    for label, value, lo, hi in (("position", pos, 0, _MT_KEYS), ("has_gauss", has_gauss, 0, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+            return f"its {label} {value!r} is not a whole number from {lo} to {hi}"
+    if isinstance(cached, bool) or not isinstance(cached, (int, float)) or not math.isfinite(cached):
+        return f"its cached gaussian {cached!r} is not a finite number"
+    try:
+        scratch = np.random.RandomState()
+        scratch.set_state((name, keys.astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+        scratch.random_sample()
+    except (ValueError, TypeError, OverflowError) as err:
+        return f"NumPy refuses it ({err})"
+    return None
+
+
+def _is_int(v: Any, lowest: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lowest
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_meta(meta: Any) -> List[str]:
+    """The problems of a checkpoint's ``__meta__`` record (its types and ranges)."""
+    if not isinstance(meta, dict):
+        return ["the '__meta__' entry is not a JSON object"]
+    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
+        return [f"unsupported checkpoint format {meta.get('format')!r} version {meta.get('version')!r}"]
+    problems = []
+    if meta.get("epoch") is not None and not _is_int(meta.get("epoch")):
+        problems.append(f"the epoch {meta.get('epoch')!r} is not a whole number >= 0")
+    opt = meta.get("optimizer")
+    if opt is not None:
+        if not isinstance(opt, dict) or not isinstance(opt.get("type"), str):
+            problems.append("optimizer: the record is malformed")
+        else:
+            for k, v in (opt.get("hyperparams") or {}).items() if isinstance(opt.get("hyperparams"), dict) else ():
+                if not _is_number(v) or v < 0:
+                    problems.append(f"optimizer: hyperparameter {k!r} is {v!r}, not a finite number >= 0")
+            for k, v in (opt.get("counters") or {}).items() if isinstance(opt.get("counters"), dict) else ():
+                if not _is_int(v):
+                    problems.append(f"optimizer: counter {k!r} is {v!r}, not a whole number >= 0")
+            for k in ("hyperparams", "counters", "state"):
+                if not isinstance(opt.get(k, {}), dict):
+                    problems.append(f"optimizer: {k} is not a JSON object")
+            for pname, snames in (opt.get("state") or {}).items() if isinstance(opt.get("state"), dict) else ():
+                if not isinstance(snames, list) or not all(isinstance(n, str) for n in snames):
+                    problems.append(f"optimizer: the state names of parameter {pname!r} are malformed")
+    rs = meta.get("random")
+    if rs is not None and not isinstance(rs, dict):
+        problems.append("the random state is malformed")
+    if not isinstance(meta.get("extra", {}), dict) or not isinstance(meta.get("extra_arrays", []), list) or \
+            not all(isinstance(k, str) for k in meta.get("extra_arrays", [])):
+        problems.append("the extra values are malformed")
+    return problems
+
+
 def load_checkpoint(path: PathLike, model: Any, optimizer: Any = None,
-                    restore_random_state: bool = True) -> Dict[str, Any]:
+                    restore_random_state: bool = True,
+                    _extra: Optional[Callable[[Dict[str, Any]], Dict[str, Tuple[tuple, Any]]]] = None,
+                    _check: Optional[Callable[[Dict[str, Any]], List[str]]] = None,
+                    _writer: str = "save_checkpoint") -> Dict[str, Any]:
     """Restore a ``save_checkpoint`` file into ``model`` (and ``optimizer``): all or nothing.
 
     Everything is read and checked first; on any problem a
     :class:`SerializationError` names it and nothing changes (model,
-    optimizer, random state).  NumPy's global random state is restored unless
+    optimizer, random state).  Checked: the weights as :func:`load_weights`
+    checks them; the optimizer's type, hyperparameters (finite numbers),
+    counters (whole numbers >= 0) and state arrays (shaped and typed like
+    their parameters, finite); the random state (:func:`check_random_state`);
+    no entry the format does not define.  Headers are checked before arrays
+    are read.  NumPy's global random state is restored unless
     ``restore_random_state=False``.  Returns ``{"epoch": ..., "extra": {...}}``.
     """
     what = "load_checkpoint"
     spath = os.fspath(path)
-    arrays = load_npz(path, what)
-    if _META_KEY not in arrays:
+    with NpzArchive(_existing_npz_path(path), what) as archive:
+        result, commit = _plan_checkpoint(archive, spath, model, optimizer, restore_random_state, _extra, _check,
+                                          _writer)
+    commit()  # nothing below can fail
+    return result
+
+
+def _plan_checkpoint(archive: NpzArchive, spath: str, model: Any, optimizer: Any, restore_random_state: bool,
+                     extra_spec: Optional[Callable[[Dict[str, Any]], Dict[str, Tuple[tuple, Any]]]],
+                     check: Optional[Callable[[Dict[str, Any]], List[str]]],
+                     writer: str) -> Tuple[Dict[str, Any], Callable]:
+    """Read and check the checkpoint in ``archive``; returns its result and a function that installs it."""
+    what = "load_checkpoint"
+    members = archive.members
+    m = members.get(_META_KEY)
+    if m is None:
         raise SerializationError(f"{what}: {spath!r} is not a leafgrad checkpoint (no {_META_KEY!r} entry); "
                                  "use load_weights for a weights file")
+    if m.dtype != np.uint8 or len(m.shape) != 1 or m.nbytes > META_LIMIT:
+        raise SerializationError(f"{what}: {spath!r}: the {_META_KEY!r} entry is not a JSON text of at most "
+                                 f"{META_LIMIT} bytes")
     try:
-        meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+        meta = json.loads(archive.read(_META_KEY).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise SerializationError(f"{what}: {spath!r}: the {_META_KEY!r} entry is corrupt: {err}") from err
-    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-        raise SerializationError(f"{what}: {spath!r}: unsupported checkpoint format "
-                                 f"{meta.get('format')!r} version {meta.get('version')!r}")
+    _raise_problems(what, spath, _check_meta(meta))
 
-    model_arrays, opt_arrays, extra = {}, {}, {}
-    for k, a in arrays.items():
-        if k.startswith("model/"):
-            model_arrays[k[len("model/"):]] = a
-        elif k.startswith("optimizer/"):
-            opt_arrays[k[len("optimizer/"):]] = a
-        elif k.startswith("extra/"):
-            extra[k[len("extra/"):]] = a
-    problems: List[str] = []
-    assignments, model_problems, _ = _plan_weights(model, model_arrays, True, what)
-    problems += ["model: " + p for p in model_problems]
-
-    opt_state = None
     opt_meta = meta.get("optimizer")
+    extra_names = set(meta.get("extra_arrays", []))
+    model_entries, opt_entries, extra_entries = {}, {}, {}
+    problems: List[str] = []
+    for k, member in members.items():
+        if k.startswith("model/"):
+            model_entries[k[len("model/"):]] = member
+        elif k.startswith("optimizer/"):
+            opt_entries[k[len("optimizer/"):]] = member
+        elif k.startswith("extra/") and k[len("extra/"):] in extra_names:
+            extra_entries[k[len("extra/"):]] = member
+        elif k not in (_META_KEY, "random/keys"):
+            problems.append(f"entry {k!r} is not part of a leafgrad checkpoint")
+    _raise_problems(what, spath, problems)
+
+    # The weights (headers first, then the arrays the model needs).
+    assignments, model_problems, _ = _plan_weights(model, model_entries, True, what,
+                                                   fetch=lambda k: archive.read("model/" + k))
+    _raise_problems(what, spath, ["model: " + p for p in model_problems])
+
+    # The optimizer: its record and the headers of its state arrays, then the arrays.
+    opt_state = None
     if optimizer is not None:
         if opt_meta is None:
             problems.append("the checkpoint holds no optimizer state")
         else:
             opt_state = {"type": opt_meta.get("type"), "hyperparams": opt_meta.get("hyperparams", {}),
                          "counters": opt_meta.get("counters", {}), "state": {}}
+            listed = set()
             for pname, snames in opt_meta.get("state", {}).items():
                 slots = {}
                 for sname in snames:
-                    a = opt_arrays.get(f"{sname}/{pname}")
-                    if a is None:
+                    listed.add(f"{sname}/{pname}")
+                    member = opt_entries.get(f"{sname}/{pname}")
+                    if member is None:
                         problems.append(f"optimizer: state {sname!r} of parameter {pname!r} is missing")
                     else:
-                        slots[sname] = a
+                        slots[sname] = member
                 opt_state["state"][pname] = slots
-            # Shapes the parameters will have once the model's weights are installed.
+            problems += [f"entry {'optimizer/' + k!r} is not part of the optimizer's state"
+                         for k in opt_entries if k not in listed]
+            installed = {id(p): a for p, a in assignments}
             shapes = {}
             for key, param in _named_params(model):
-                a = model_arrays.get(key)
+                a = installed.get(id(param), param.data)
                 if a is not None:
-                    shapes[key] = (a.shape, param.data.dtype if param.data is not None else a.dtype)
+                    shapes[key] = (tuple(a.shape), a.dtype)
             problems += ["optimizer: " + p for p in optimizer.check_state_dict(opt_state, shapes)]
+            _raise_problems(what, spath, problems)
+            for pname, slots in opt_state["state"].items():
+                for sname in list(slots):
+                    a = archive.read(f"optimizer/{sname}/{pname}")
+                    if not np.isfinite(a).all():
+                        problems.append(f"optimizer: state {sname!r} of parameter {pname!r} holds NaN or "
+                                        "infinite values")
+                    slots[sname] = a
 
     random_state = None
     if restore_random_state:
         rs = meta.get("random") or {}
-        keys = arrays.get("random/keys")
-        try:
-            if keys is None or keys.shape != (624,) or keys.dtype.kind != "u":
-                raise ValueError("bad keys")
-            random_state = (str(rs.get("name", "MT19937")), keys.astype(np.uint32), int(rs["pos"]),
-                            int(rs["has_gauss"]), float(rs["cached_gaussian"]))
-        except (KeyError, TypeError, ValueError):
+        keys = members.get("random/keys")
+        if keys is None or keys.shape != (_MT_KEYS,) or keys.dtype.newbyteorder("=") != np.dtype(np.uint32):
             problems.append("the random state is missing or malformed")
+        else:
+            random_state = (rs.get("name", "MT19937"), archive.read("random/keys"), rs.get("pos"),
+                            rs.get("has_gauss"), rs.get("cached_gaussian"))
+            why = check_random_state(random_state)
+            if why is not None:
+                problems.append(f"the random state is invalid: {why}")
+            else:
+                random_state = (random_state[0], random_state[1].astype(np.uint32), *random_state[2:])
+
+    expected = extra_spec(meta) if extra_spec is not None else {}
+    for name, (shape, kinds) in expected.items():
+        member = extra_entries.get(name)
+        typed = member is not None and (member.dtype.kind in kinds if isinstance(kinds, str)
+                                        else member.dtype.newbyteorder("=") == np.dtype(kinds))
+        if member is None or member.shape != shape or not typed:
+            problems.append(f"the extra array {name!r} is missing: the file was not written by {writer}"
+                            if member is None else
+                            f"the extra array {name!r} has shape {member.shape} and dtype {member.dtype}, "
+                            f"expected shape {shape} and dtype {kinds}")
+    _raise_problems(what, spath, problems)
+    extra: Dict[str, Any] = {name: archive.read("extra/" + name) for name in extra_entries}
+    for k, v in (meta.get("extra") or {}).items():
+        extra.setdefault(k, v)
+    if check is not None:
+        problems += check(extra)
     _raise_problems(what, spath, problems)
 
-    # Commit: nothing below can fail.
-    for param, a in assignments:
-        param.data = a
-    if opt_state is not None:
-        optimizer._apply_state_dict(opt_state)
-    if random_state is not None:
-        np.random.set_state(random_state)
-    extra.update(meta.get("extra") or {})
-    return {"epoch": meta.get("epoch"), "extra": extra}
+    def commit() -> None:
+        for param, a in assignments:
+            param.data = a
+        if opt_state is not None:
+            optimizer._apply_state_dict(opt_state)
+        if random_state is not None:
+            np.random.set_state(random_state)
+    return {"epoch": meta.get("epoch"), "extra": extra}, commit

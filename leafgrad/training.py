@@ -19,9 +19,10 @@ What a run does, in this order, so that the same seed gives the same numbers:
   generator is left to the initial weights (as in DeZero).  ``save`` keeps the
   state of both, so a resumed run sees the same batches and draws as one that
   never stopped.
-* Each step: forward and loss; if the loss is NaN or infinite, the step stops
-  before any update and :class:`DivergenceError` names the epoch and batch;
-  otherwise backward and ``optimizer.update()``.
+* Each step: forward and loss; if the loss is NaN or infinite, or more than
+  :data:`DIVERGENCE_FACTOR` times the first epoch's (it exploded without
+  becoming NaN), the step stops before any update and :class:`DivergenceError`
+  names the epoch and batch; otherwise backward and ``optimizer.update()``.
 * Over MPI (``comm=leafgrad.distributed.init()`` under ``mpiexec``) the code is
   the same: :class:`~leafgrad.distributed.ShardSampler` gives each rank its
   share of every batch of ``batch_size`` examples and
@@ -61,10 +62,16 @@ from leafgrad.distributed import Communicator, DistributedOptimizer, ShardSample
 from leafgrad.optimizers import learning_rate
 from leafgrad.serialization import SerializationError, load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer", "Callback", "EpochMetrics", "IterationMetrics", "DivergenceError", "predict", "TASKS"]
+__all__ = ["Trainer", "Callback", "EpochMetrics", "IterationMetrics", "DivergenceError", "predict", "TASKS",
+           "DIVERGENCE_FACTOR"]
 
 #: What a :class:`Trainer` can learn: class indices (softmax cross-entropy) or numbers (mean squared error).
 TASKS = ("classification", "regression")
+#: A batch whose loss is more than this many times the first epoch's stops the run (it diverged without NaN).
+DIVERGENCE_FACTOR = 1e4
+#: The most iterations a checkpoint may count (a thousand steps a second for thirty years).
+MAX_ITERATIONS = 10 ** 12
+_TINY_LOSS = 1e-3  # a first loss near 0 is no scale: below this, only losses above FACTOR * _TINY_LOSS count
 
 
 class EpochMetrics(NamedTuple):
@@ -93,7 +100,7 @@ _METRICS_KINDS = {"epoch": EpochMetrics, "iteration": IterationMetrics}
 
 
 class DivergenceError(ArithmeticError):
-    """Training stopped because the loss (or a weight) became NaN or infinite: the learning rate is too high.
+    """Training stopped: the loss (or a weight) became NaN or infinite, or the loss exploded; the learning rate is too high.
 
     ``epoch`` and ``batch`` (both from 1) say where; ``loss`` is the batch's
     loss (None when the weights were found non-finite at the end of an epoch);
@@ -102,10 +109,14 @@ class DivergenceError(ArithmeticError):
     """
 
     def __init__(self, epoch: int, batch: int, loss: Optional[float], lr: Optional[float],
-                 iteration: Optional[int] = None) -> None:
+                 reference: Optional[float] = None, iteration: Optional[int] = None) -> None:
         self.epoch, self.batch, self.loss, self.lr = epoch, batch, loss, lr
+        self.reference = reference  #: the first epoch's loss, when the loss exploded without becoming NaN
         self.iteration = iteration  #: in :meth:`Trainer.fit_iterations`: the iteration (from 1), else None
-        what = "some weights became NaN or infinite" if loss is None else f"the loss became {loss}"
+        what = "some weights became NaN or infinite" if loss is None else f"the loss became {loss:g}"
+        if reference is not None:
+            first = "the first epoch's" if iteration is None else "the first evaluation's"
+            what += f", over {DIVERGENCE_FACTOR:g} times {first} ({reference:g})"
         rate = "" if lr is None else f" (it is {lr:g})"
         where = f"epoch {epoch}, batch {batch}" if iteration is None else f"iteration {iteration}"
         super().__init__(f"training diverged: {what} at {where}; try a lower learning rate{rate}")
@@ -223,6 +234,7 @@ class Trainer:
         self.iteration = 0  # steps taken, over all sessions: the schedule's clock
         self._by_iterations = False
         self._updater: Optional[DistributedOptimizer] = None  # made by initialize(): weights must exist
+        self._first_loss: Optional[float] = None  # the first batch's loss: the scale until an epoch is done
 
     @property
     def epoch(self) -> int:
@@ -321,11 +333,23 @@ class Trainer:
             set_lr(self.optimizer, self.schedule(self.iteration))
 
     def _check_loss(self, stats: np.ndarray, batch: int) -> None:
-        """Raise :class:`DivergenceError` if the batch's loss (``stats[0]``, summed over its examples) is not finite."""
+        """Raise :class:`DivergenceError` if the batch's loss (``stats[0]``, summed over its examples) is not
+        finite, or is more than :data:`DIVERGENCE_FACTOR` times the first epoch's (its first batch's while
+        the first epoch runs)."""
+        loss = float(stats[0] / max(stats[2], 1))
+        iteration = self.iteration + 1 if self._by_iterations else None
         if not math.isfinite(stats[0]):
-            raise DivergenceError(self.epoch + 1, batch, float(stats[0] / max(stats[2], 1)),
-                                  learning_rate(self.optimizer),
-                                  iteration=self.iteration + 1 if self._by_iterations else None)
+            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer), iteration=iteration)
+        if not stats[2]:
+            return
+        reference = self.history[0].train_loss if self.history else math.nan
+        if not math.isfinite(reference):  # no epoch yet (or no evaluation batches): the first batch's loss
+            if self._first_loss is None or (not self.history and batch == 1):
+                self._first_loss = loss
+            reference = self._first_loss
+        if loss > DIVERGENCE_FACTOR * reference and loss > DIVERGENCE_FACTOR * _TINY_LOSS:
+            raise DivergenceError(self.epoch + 1, batch, loss, learning_rate(self.optimizer), reference,
+                                  iteration=iteration)
 
     def _train_reading_once(self, x: Any, t: Any, batches: List[np.ndarray]) -> np.ndarray:
         """Train on each batch reading nothing back; then each batch's [loss sum, right, examples] over all ranks.
@@ -529,23 +553,91 @@ class Trainer:
         """Restore a checkpoint written by :meth:`save`; returns its ``extra`` values.
 
         Raises :class:`~leafgrad.serialization.SerializationError` for a file
-        that does not fit this model and optimizer (then nothing changed) or
-        that :meth:`save` did not write.
+        that does not fit this model and optimizer, is damaged, or that
+        :meth:`save` did not write (its batch order or history missing or
+        malformed); everything is checked first, so then nothing changed:
+        weights, optimizer, random generators and history.
         """
-        info = load_checkpoint(path, self.model, self.optimizer)
+        info = load_checkpoint(path, self.model, self.optimizer, _extra=_trainer_arrays, _check=lambda extra: _check_trainer_extra(extra, self.task),
+                               _writer="Trainer.save")
         if self.device == "gpu":
             self._move_to_gpu()  # weights that were not made yet were loaded onto the host
         extra = info["extra"]
-        try:
-            rng = extra.pop("batch_rng")
-            self.rng.set_state(("MT19937", np.asarray(extra.pop("batch_rng_keys"), dtype=np.uint32),
-                                int(rng["pos"]), int(rng["has_gauss"]), float(rng["cached_gaussian"])))
-            kind = _METRICS_KINDS[extra.pop("metrics_kind", "epoch")]
-            rows = np.asarray(extra.pop("metrics"), dtype=np.float64).reshape(-1, len(kind._fields))
-            iteration = int(extra.pop("iteration", 0))
-        except (KeyError, TypeError, ValueError) as err:
-            raise SerializationError(f"Trainer.load: {path!r} was not written by Trainer.save "
-                                     f"(its batch order or history is missing: {err})") from None
+        rng = extra.pop("batch_rng")
+        self.rng.set_state(("MT19937", extra.pop("batch_rng_keys").astype(np.uint32), int(rng["pos"]),
+                            int(rng["has_gauss"]), float(rng["cached_gaussian"])))
+        kind = _METRICS_KINDS[extra.pop("metrics_kind", "epoch")]
+        rows = extra.pop("metrics")
         self.history = [kind(int(r[0]), *map(float, r[1:])) for r in rows]
-        self.iteration = iteration
+        self.iteration = int(extra.pop("iteration", 0))
         return extra
+
+
+def _trainer_arrays(meta: dict) -> dict:
+    """The arrays :meth:`Trainer.save` adds to a checkpoint: shape and dtype kinds (checked before reading)."""
+    epoch = meta.get("epoch")
+    extra = meta.get("extra")
+    kind = extra.get("metrics_kind", "epoch") if isinstance(extra, dict) else "epoch"
+    arrays = {"batch_rng_keys": ((624,), np.dtype(np.uint32))}
+    if isinstance(kind, str) and kind in _METRICS_KINDS:  # (an unknown kind is named by _check_trainer_extra)
+        width = len(_METRICS_KINDS[kind]._fields)
+        arrays["metrics"] = ((epoch if isinstance(epoch, int) else -1, width), np.dtype(np.float64))
+    return arrays
+
+
+def _check_trainer_extra(extra: dict, task: str) -> List[str]:
+    """The problems of what :meth:`Trainer.save` adds: the batch order's generator state and the history rows."""
+    from leafgrad.serialization import check_random_state
+    rng = extra.get("batch_rng")
+    if not isinstance(rng, dict):
+        return ["the batch order's random state is missing: the file was not written by Trainer.save"]
+    why = check_random_state(("MT19937", extra.get("batch_rng_keys"), rng.get("pos"), rng.get("has_gauss"),
+                              rng.get("cached_gaussian")))
+    if why is not None:
+        return [f"the batch order's random state is invalid: {why}"]
+    kind = extra.get("metrics_kind", "epoch")
+    if not isinstance(kind, str) or kind not in _METRICS_KINDS:
+        return [f"the history's kind {kind!r} is not one of {', '.join(map(repr, _METRICS_KINDS))}"]
+    iteration = extra.get("iteration", 0)
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or not 0 <= iteration <= MAX_ITERATIONS:
+        return [f"the iteration count {iteration!r} is not a whole number from 0 to {MAX_ITERATIONS:g}"]
+    rows = extra["metrics"]
+    if not rows.size:
+        return []
+    if kind == "iteration":
+        return _check_iteration_rows(rows, iteration)
+    epoch, train_loss, train_acc, test_loss, test_acc, seconds = rows.T
+    finite = np.isfinite
+    classification = task == "classification"
+    tested = finite(test_loss)
+    problems = []
+    if not np.array_equal(epoch, np.arange(1, len(rows) + 1)):
+        problems.append("the history's epoch numbers are not 1, 2, 3, ...")
+    if not (finite(train_loss).all() and finite(seconds).all() and (seconds >= 0).all()
+            and (np.diff(seconds) >= 0).all()):
+        problems.append("the history holds a non-finite training loss or a wrong time")
+    if not ((finite(train_acc) == classification).all() and (tested == tested[0]).all()
+            and (finite(test_acc) == (tested & classification)).all() and not np.isinf(rows).any()):
+        problems.append("the history holds NaN or infinite values where it should not")
+    accuracies = np.concatenate([train_acc[finite(train_acc)], test_acc[finite(test_acc)]])
+    if ((accuracies < 0) | (accuracies > 1)).any():
+        problems.append("the history holds an accuracy outside 0 to 1")
+    return problems
+
+
+def _check_iteration_rows(rows: np.ndarray, iteration: int) -> List[str]:
+    """The problems of a :meth:`Trainer.fit_iterations` history (rows of :class:`IterationMetrics`)."""
+    its, train_loss, val_loss, lr, seconds = rows.T
+    finite = np.isfinite
+    problems = []
+    if not (its[0] == 0 and (its == np.floor(its)).all() and (np.diff(its) > 0).all() and its[-1] <= iteration):
+        problems.append(f"the history's iteration numbers are not 0 then increasing, up to {iteration}")
+    if np.isinf(rows).any() or not (finite(train_loss).all() or np.isnan(train_loss).all()) \
+            or not (finite(val_loss).all() or np.isnan(val_loss).all()):
+        problems.append("the history holds NaN or infinite values where it should not")
+    if not (finite(seconds).all() and (seconds >= 0).all() and (np.diff(seconds) >= 0).all()):
+        problems.append("the history holds a wrong time")
+    stepped = lr[its > 0]
+    if not (finite(stepped).all() and (stepped >= 0).all()):
+        problems.append("the history holds a learning rate that is not a finite number >= 0")
+    return problems

@@ -153,3 +153,92 @@ def test_shakespeare_run_resumes_with_more_iterations(tmp_path, capsys, no_pictu
     assert code == 0 and text.startswith("ROMEO:") and err == ""
     code, _, err = run(capsys, "predict", out, "--data", tmp_path / "x.csv")
     assert_one_sentence_error(code, err, "text run", "leafgrad generate")
+
+
+def _reseal(path, change):
+    """Change run.json with ``change(record)`` and seal it again (damage the digest cannot see)."""
+    from leafgrad.cli.run_schema import DIGEST, seal
+    record = json.loads(path.read_text())
+    change(record)
+    record.pop(DIGEST)
+    path.write_text(json.dumps(seal(record)))
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_text_run_is_sealed_locked_and_not_overwritten(tmp_path, capsys, poem, no_pictures):
+    from leafgrad.cli.run_schema import DIGEST, check_record
+    out = tmp_path / "run"
+    args = ("--data", poem, "--iters", "4", "--eval-interval", "2", *TINY, "--quiet")
+    assert run(capsys, "train", *args, "--out", out)[0] == 0
+    record = json.loads((out / "run.json").read_text())
+    assert DIGEST in record and check_record(record) == []
+    before = _files(out)
+
+    code, _, err = run(capsys, "train", *args, "--out", out)
+    assert_one_sentence_error(code, err, "already holds a run", "--overwrite")
+    assert _files(out) == before
+    (out / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": __import__("socket").gethostname()}))
+    code, _, err = run(capsys, "train", "--resume", out, "--iters", "6")
+    assert_one_sentence_error(code, err, "another training")
+    (out / ".lock").unlink()
+    code, _, err = run(capsys, "train", *args, "--out", out, "--iters", "2", "--overwrite")
+    assert code == 0, err
+    assert json.loads((out / "run.json").read_text())["iterations_done"] == 2
+    assert not (out / ".lock").exists()
+    code, _, err = run(capsys, "generate", out, "--seed", "4294967296")
+    assert_one_sentence_error(code, err, "--seed")
+
+
+@pytest.mark.parametrize("damage,words", [
+    (lambda p: p.write_text(p.read_text().replace('"iterations_done": 4', '"iterations_done": 5')),
+     ("record_sha256", "digest")),
+    (lambda p: _reseal(p, lambda r: r.update(vocab=r["vocab"] + r["vocab"][0])), ("vocab", "twice")),
+    (lambda p: _reseal(p, lambda r: r.update(vocab="")), ("vocab",)),
+    (lambda p: _reseal(p, lambda r: r["config"].update(heads=3)), ("config.embd", "divisible")),
+    (lambda p: _reseal(p, lambda r: r["config"].update(layers=0)), ("config.layers",)),
+    (lambda p: _reseal(p, lambda r: r.update(iterations_done=-1)), ("iterations_done",)),
+    (lambda p: _reseal(p, lambda r: r["config"].update(dropout=1.5)), ("config.dropout",)),
+    (lambda p: _reseal(p, lambda r: r.pop("data_sha256")), ("data_sha256",)),
+])
+def test_a_damaged_text_run_json_is_refused(tmp_path, capsys, poem, no_pictures, damage, words):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data", poem, "--iters", "4", "--eval-interval", "2", *TINY, "--quiet",
+               "--out", out)[0] == 0
+    damage(out / "run.json")
+    before = _files(out)
+    code, _, err = run(capsys, "train", "--resume", out, "--iters", "6")
+    assert_one_sentence_error(code, err, "run.json", *words)
+    code, _, err = run(capsys, "generate", out, "--prompt", "the", "--length", "3")
+    assert_one_sentence_error(code, err, "run.json", *words)
+    assert _files(out) == before
+
+
+def test_damaged_text_weights_and_checkpoints_are_refused(tmp_path, capsys, poem, no_pictures):
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--data", poem, "--iters", "4", "--eval-interval", "2", *TINY, "--quiet",
+               "--out", out)[0] == 0
+    with np.load(out / "model.npz") as f:
+        weights = {k: f[k] for k in f.files}
+    key = sorted(weights)[0]
+    weights[key] = weights[key].copy()
+    weights[key].flat[0] = np.nan
+    np.savez(out / "model.npz", **weights)
+    code, _, err = run(capsys, "generate", out, "--prompt", "the", "--length", "3")
+    assert_one_sentence_error(code, err, "model.npz", "NaN")
+    del weights[key]
+    np.savez(out / "model.npz", **weights)
+    code, _, err = run(capsys, "generate", out, "--prompt", "the", "--length", "3")
+    assert_one_sentence_error(code, err, "model.npz", key)
+
+    (out / "model.npz").unlink()  # generate then reads the checkpoint
+    data = (out / "checkpoint.npz").read_bytes()
+    (out / "checkpoint.npz").write_bytes(data[: len(data) // 2])
+    before = _files(out)
+    code, _, err = run(capsys, "generate", out, "--prompt", "the", "--length", "3")
+    assert_one_sentence_error(code, err, "checkpoint.npz")
+    code, _, err = run(capsys, "train", "--resume", out, "--iters", "6")
+    assert_one_sentence_error(code, err, "cannot resume", "checkpoint.npz")
+    assert _files(out) == before

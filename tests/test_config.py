@@ -120,3 +120,76 @@ def test_test_mode_switches_train():
         assert Config.train is False
     assert Config.train is True
     assert lg.is_grad_enabled()
+
+
+# ---- decorators on coroutines and generators; one object shared by threads and tasks (issue 17) ----
+def test_no_grad_decorates_an_async_def():
+    from leafgrad import no_grad, using_config, Config
+
+    @no_grad()
+    async def inside():
+        await asyncio.sleep(0)
+        return Config.enable_backprop
+
+    @using_config("train", False)
+    async def training_flag():
+        await asyncio.sleep(0)
+        return Config.train
+
+    async def main():
+        seen = await inside()
+        return seen, Config.enable_backprop, await training_flag(), Config.train
+
+    assert asyncio.run(main()) == (False, True, False, True)
+
+
+def test_no_grad_decorates_a_generator_only_while_it_runs():
+    from leafgrad import no_grad, Config
+
+    @no_grad()
+    def steps():
+        got = yield Config.enable_backprop
+        yield (got, Config.enable_backprop)
+
+    gen = steps()
+    assert next(gen) is False
+    assert Config.enable_backprop is True  # not while it waits
+    assert gen.send("x") == ("x", False)
+    gen.close()
+    assert Config.enable_backprop is True
+
+
+def test_one_switch_object_shared_by_threads_and_tasks():
+    from leafgrad import no_grad, Config
+    switch = no_grad()
+    errors, seen = [], []
+    barrier = threading.Barrier(4)
+
+    def work():
+        try:
+            for i in range(200):
+                with switch:
+                    if i == 0:
+                        barrier.wait(10)  # all four threads inside the same object's block at once
+                    seen.append(Config.enable_backprop)
+                assert Config.enable_backprop is True
+        except Exception as err:  # noqa: BLE001 - collected for the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and set(seen) == {False}
+
+    async def task(k):
+        with switch:
+            await asyncio.sleep(0.001 * (3 - k))  # the tasks leave in another order than they entered
+            inner = Config.enable_backprop
+        return inner, Config.enable_backprop
+
+    async def main():
+        return await asyncio.gather(*(task(k) for k in range(4)))
+
+    assert asyncio.run(main()) == [(False, True)] * 4

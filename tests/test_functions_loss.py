@@ -27,13 +27,25 @@ def test_mean_squared_error(fn):
     check_double(lambda x: fn(x * x, b), a)
 
 
-def test_mean_squared_error_broadcast_and_shape_error():
+@pytest.mark.parametrize("fn", [F.mean_squared_error, F.mean_squared_error_simple], ids=["fused", "simple"])
+def test_mean_squared_error_broadcast_and_shape_error(fn):
+    name = fn.__name__
     a, b = rand(5, 3, seed=0), rand(3, seed=1)
-    np.testing.assert_allclose(F.mean_squared_error(Variable(a), b).data, ((a - b) ** 2).sum() / 5)
-    check_grad(lambda x: F.mean_squared_error(a, x), b)
-    with pytest.raises(ValueError, match=r"mean_squared_error: shapes \(5, 1\) and \(5,\) do not match "
+    np.testing.assert_allclose(fn(Variable(a), b).data, ((a - b) ** 2).sum() / 5)
+    check_grad(lambda x: fn(a, x), b)
+    with pytest.raises(ValueError, match=rf"{name}: shapes \(5, 1\) and \(5,\) do not match "
                                          r"\(they would broadcast to \(5, 5\)\)"):
-        F.mean_squared_error(Variable(rand(5, 1)), rand(5))
+        fn(Variable(rand(5, 1)), rand(5))
+    with pytest.raises(ValueError, match=rf"{name}: shapes \(3,\) and \(3, 1\) do not match"):
+        fn(rand(3), rand(3, 1))  # 9 differences instead of 3
+
+
+@pytest.mark.parametrize("fn", [F.mean_squared_error, F.mean_squared_error_simple], ids=["fused", "simple"])
+def test_mean_squared_error_of_0d_arrays_is_one_sample(fn):
+    a, b = np.array(2.0), np.array(0.5)
+    y = fn(Variable(a), Variable(b))
+    assert y.shape == () and float(y.data) == 2.25
+    check_grad(lambda x: fn(x, b), a)
 
 
 # =============================================================================

@@ -161,9 +161,10 @@ def test_vgg16_preprocess():
 # =============================================================================
 def fake_weights(tmp_path, model_factory, skip=()):
     """A weights file with every parameter name of the model (small arrays) and a fake get_file."""
-    named = list(model_factory().named_params())
-    arrays = {k: np.full((2, 2) if p.data is None else p.data.shape, i, np.float32)
-              for i, (k, p) in enumerate(named) if k not in skip}
+    from leafgrad.serialization import _param_specs
+    specs = _param_specs(model_factory())  # a weight not created yet: the shape its layer needs, 1 where free
+    arrays = {k: np.full(tuple(1 if n is None else n for n in spec.shape or (2, 2)), i, np.float32)
+              for i, (k, p, spec) in enumerate(specs) if k not in skip}
     path = tmp_path / "weights.npz"
     np.savez(path, **arrays)
     urls = []

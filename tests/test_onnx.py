@@ -236,10 +236,23 @@ def test_cli_export_bad_runs(tmp_path, capsys, no_pictures):
     assert run(capsys, "train", "--data", data, "--target", "kind", "--epochs", "1", "--out", good, "--quiet")[0] == 0
     code, _, err = run(capsys, "export", good, "--out", tmp_path / "no" / "m.onnx")
     assert_one_sentence_error(code, err, "does not exist")
+    with np.load(os.path.join(good, "model.npz")) as f:
+        weights = {k: f[k] for k in f.files}
+    first = sorted(weights)[0]
+    np.savez(os.path.join(good, "model.npz"), **{**weights, first: weights[first].T})  # as predict checks it
+    code, _, err = run(capsys, "export", good)
+    assert_one_sentence_error(code, err, "cannot load the weights of", first, "shape")
+    assert not os.path.exists(os.path.join(good, "model.onnx"))
     with open(os.path.join(good, "model.npz"), "wb") as f:
         f.write(b"not a weights file")
     code, _, err = run(capsys, "export", good)
     assert_one_sentence_error(code, err, "cannot load the weights of")
+    record = json.loads(open(os.path.join(good, "run.json"), encoding="utf-8").read())
+    record["data_info"]["std"][0] = 0.0  # the digest no longer matches: the shared schema refuses it
+    with open(os.path.join(good, "run.json"), "w", encoding="utf-8") as f:
+        json.dump(record, f)
+    code, _, err = run(capsys, "export", good)
+    assert_one_sentence_error(code, err, "run.json", "record_sha256")
 
 
 def test_cli_export_without_onnx(tmp_path, capsys, no_pictures, monkeypatch):

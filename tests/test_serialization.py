@@ -96,7 +96,7 @@ def test_compressed(tmp_path):
     same_weights(a, b)
 
 
-def test_lazy_parameters_load_from_file_and_uninitialized_ones_are_skipped(tmp_path):
+def test_lazy_parameters_load_from_file_and_missing_ones_are_refused(tmp_path):
     a = Net(0)
     a.extra = Parameter(None)  # never initialized: not written
     a.save_weights(tmp_path / "w.npz")
@@ -105,7 +105,12 @@ def test_lazy_parameters_load_from_file_and_uninitialized_ones_are_skipped(tmp_p
     b = Net(1)
     b.W.data = None  # a lazily created weight, not yet initialized
     b.extra = Parameter(None)
-    b.load_weights(tmp_path / "w.npz")
+    snap = snapshot(b)
+    # strict: a parameter the file lacks would be drawn at random later: refused, nothing loaded
+    with pytest.raises(S.SerializationError, match="'extra' is missing"):
+        b.load_weights(tmp_path / "w.npz")
+    assert_unchanged(b, snap)
+    b.load_weights(tmp_path / "w.npz", strict=False)
     np.testing.assert_array_equal(b.W.data, a.W.data)
     assert b.extra.data is None
 
@@ -284,8 +289,17 @@ def test_wrong_shape(tmp_path):
 
 def test_wrong_dtype(tmp_path):
     arrays = {k: p.data for k, p in Net(0).named_params()}
-    arrays["b"] = arrays["b"].astype(np.float64)
-    check_rejected(tmp_path, write(tmp_path, arrays), "'b': dtype float64 in the file.*float32")
+    exact = arrays["b"].astype(np.float64)  # float32 values held as float64: converted exactly
+    arrays["b"] = exact + 1e-12  # values a float32 cannot hold
+    check_rejected(tmp_path, write(tmp_path, arrays), "'b': dtype float64 in the file.*float32.*exactly")
+    arrays["b"] = exact
+    m = Net(1)
+    m.load_weights(write(tmp_path, arrays))
+    assert m.b.data.dtype == np.float32
+    np.testing.assert_array_equal(m.b.data, exact)
+    for bad in (np.zeros(3, np.int32), np.zeros(3, bool), np.zeros(3, np.complex64)):
+        arrays["b"] = bad
+        check_rejected(tmp_path, write(tmp_path, arrays), "'b': dtype .* floating point")
     arrays["b"] = np.zeros(3, dtype="U3")
     check_rejected(tmp_path, write(tmp_path, arrays), "'b': unsupported dtype")
 
@@ -460,3 +474,164 @@ def test_checkpoint_extra_must_be_serializable(tmp_path):
     with pytest.raises(TypeError, match="JSON"):
         S.save_checkpoint(tmp_path / "c.npz", Net(0), extra={"f": object()})
     assert os.listdir(tmp_path) == []
+
+
+# =============================================================================
+# Files as boundaries (issue 17): weights of models not built yet, checkpoints, archive limits
+# =============================================================================
+def mlp_file(tmp_path, **changes):
+    """The weights of a built MLP 4-3-2 (``l0/W`` is (4, 3)), with some entries replaced."""
+    from leafgrad.models import MLP
+    np.random.seed(0)
+    m = MLP((3, 2))
+    m(np.zeros((1, 4), np.float32))
+    arrays = {k: p.data for k, p in m.named_params()}
+    arrays.update(changes)
+    return write(tmp_path, {k: v for k, v in arrays.items() if v is not None}), arrays
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"l0/W": None}, "'l0/W' is missing"),
+    ({"l1/W": np.zeros((2, 3), np.float32)}, r"'l1/W': shape \(2, 3\).*\(3, 2\)"),  # transposed
+    ({"l0/W": np.zeros((4, 3), np.int32)}, "'l0/W': dtype int32.*floating point"),
+    ({"l0/b": np.array([0, np.nan, 0], np.float32)}, "'l0/b'.*NaN or infinite"),
+    ({"l0/W": np.zeros((3, 4), np.float32)}, r"'l0/W': shape \(3, 4\).*\(\?, 3\)"),
+    ({"l2/W": np.zeros((2, 2), np.float32)}, "'l2/W'.*matches no parameter"),
+])
+def test_weights_are_checked_against_a_model_not_built_yet(tmp_path, change, match):
+    from leafgrad.models import MLP
+    path, _ = mlp_file(tmp_path, **change)
+    model = MLP((3, 2))  # weights not created yet (as leafgrad predict used to load)
+    check_rejected(tmp_path, path, match, model=model)
+    assert model.l0.W.data is None and model.l1.W.data is None
+
+
+def test_a_model_not_built_yet_takes_its_input_size_from_the_file(tmp_path):
+    from leafgrad.models import MLP
+    path, arrays = mlp_file(tmp_path)
+    model = MLP((3, 2))
+    model.load_weights(path)
+    for k, p in model.named_params():
+        np.testing.assert_array_equal(p.data, arrays[k])
+    assert model(np.ones((2, 4), np.float32)).shape == (2, 2)
+
+
+def test_non_npy_members_are_refused(tmp_path):
+    path, _ = mlp_file(tmp_path)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("notes.txt", "hello")
+    check_rejected(tmp_path, path, "'notes.txt' is not a .npy array", model=Net(0))
+
+
+def test_a_huge_declared_array_is_refused_before_it_is_read(tmp_path):
+    """A 1 MB file declaring a 400 MB array: refused from its header, without allocating it."""
+    import tracemalloc
+    from leafgrad.models import MLP
+    path, arrays = mlp_file(tmp_path)
+    path = tmp_path / "huge.npz"
+    rows = 400 * 2 ** 20 // 12
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for k, a in arrays.items():
+            with zf.open(k + ".npy", "w") as f:
+                if k != "l0/W":
+                    np.lib.format.write_array(f, a)
+                    continue
+                np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                         "shape": (rows, 3)})
+                zeros = bytes(12 << 16)
+                for _ in range(rows // (1 << 16)):
+                    f.write(zeros)
+                f.write(bytes(12 * (rows % (1 << 16))))
+    assert os.path.getsize(path) < 2 * 2 ** 20
+    for built, match in ((False, "cannot bound its size"), (True, r"shape \(34952533, 3\) in the file, the model "
+                                                                   r"expects \(4, 3\)")):
+        model = MLP((3, 2))
+        if built:
+            model(np.zeros((1, 4), np.float32))
+        tracemalloc.start()
+        try:
+            with pytest.raises(S.SerializationError, match=match):
+                model.load_weights(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 5 * 2 ** 20
+
+
+def test_a_header_declaring_more_than_the_member_holds_is_refused(tmp_path):
+    path, arrays = mlp_file(tmp_path)
+    raw = io_npy(arrays["l0/W"]).replace(b"(4, 3)", b"(9999, 3)")
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, a in arrays.items():
+            zf.writestr(k + ".npy", raw if k == "l0/W" else io_npy(a))
+    check_rejected(tmp_path, path, r"'l0/W' is corrupt: it declares shape \(9999, 3\)", model=Net(0))
+
+
+def io_npy(a):
+    import io
+    f = io.BytesIO()
+    np.lib.format.write_array(f, a)
+    return f.getvalue()
+
+
+def damaged_checkpoint(tmp_path, edit_meta=None, **arrays_changes):
+    x, t = make_data()
+    model = Net(0)
+    opt = O.Adam().setup(model)
+    train_epochs(model, opt, x, t, 1)
+    path = tmp_path / "c.npz"
+    S.save_checkpoint(path, model, opt, epoch=1)
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    import json
+    meta = json.loads(arrays["__meta__"].tobytes())
+    if edit_meta:
+        edit_meta(meta)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    arrays.update(arrays_changes)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    return bad
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m["random"].update(pos=10 ** 6), "random state is invalid: its position 1000000"),
+    (lambda m: m["random"].update(has_gauss=7), "has_gauss"),
+    (lambda m: m["optimizer"]["counters"].update(t=-3), "counter 't' is -3"),
+    (lambda m: m["optimizer"]["hyperparams"].update(alpha=float("nan")), "hyperparameter 'alpha'"),
+    (lambda m: m["optimizer"]["hyperparams"].update(alpha="fast"), "hyperparameter 'alpha'"),
+    (lambda m: m.update(epoch=-1), "epoch -1"),
+    (lambda m: m.update(optimizer="Adam"), "optimizer: the record is malformed"),
+])
+def test_checkpoint_records_are_checked_before_anything_changes(tmp_path, edit, match):
+    bad = damaged_checkpoint(tmp_path, edit)
+    target = Net(3)
+    topt = O.Adam(alpha=0.5).setup(target)
+    snap = snapshot(target)
+    np.random.seed(42)
+    state = np.random.get_state()
+    with pytest.raises(S.SerializationError, match=match):
+        S.load_checkpoint(bad, target, topt)
+    assert_unchanged(target, snap)
+    assert topt.alpha == 0.5 and topt.t == 0 and len(topt._state) == 0
+    np.testing.assert_array_equal(np.random.get_state()[1], state[1])
+    assert np.random.get_state()[2] == state[2]
+    np.random.random()  # the global generator still works (pos 10**6 used to segfault here)
+
+
+def test_checkpoint_state_arrays_must_be_finite(tmp_path):
+    bad = damaged_checkpoint(tmp_path, **{"optimizer/m/l0/W": np.full((3, 2), np.nan, np.float32)})
+    with pytest.raises(S.SerializationError, match="state 'm' of parameter 'l0/W' holds NaN"):
+        S.load_checkpoint(bad, Net(3), O.Adam().setup(Net(3)))
+    bad = damaged_checkpoint(tmp_path, **{"model/W": np.full((2, 3), np.inf, np.float32)})
+    with pytest.raises(S.SerializationError, match="'W': the file holds NaN or infinite"):
+        S.load_checkpoint(bad, Net(3))
+
+
+def test_check_random_state():
+    good = np.random.RandomState(3).get_state()
+    assert S.check_random_state(good) is None
+    for bad in ((good[0], good[1], 625) + good[3:], (good[0], good[1][:10]) + good[2:],
+                ("PCG64",) + good[1:], (good[0], good[1].astype(np.int64)) + good[2:],
+                good[:4] + (float("nan"),), "nope"):
+        assert isinstance(S.check_random_state(bad), str)

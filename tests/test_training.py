@@ -153,10 +153,26 @@ def test_divergence_stops_at_the_first_bad_batch(spiral):
     err = info.value
     assert isinstance(err, ArithmeticError)
     assert err.epoch == 1 and err.batch >= 2 and err.lr == 1e10
-    assert not np.isfinite(err.loss)
+    # The loss explodes (1e32) before it becomes NaN: far above the first epoch's, it stops the run.
+    assert np.isfinite(err.loss) and err.reference is not None and err.loss > 1e4 * err.reference
+    assert "over 10000 times the first epoch's" in str(err)
     assert f"at epoch 1, batch {err.batch}" in str(err) and "lower learning rate (it is 1e+10)" in str(err)
     assert trainer.epoch == 0 and ("end", 1) not in recorder.events
     assert recorder.events[-1] == ("batch", err.batch - 1)  # the bad batch was not trained on
+
+
+def test_a_loss_far_above_the_first_epochs_stops_a_resumed_run_too(spiral, tmp_path):
+    x, t, _, _ = spiral
+    trainer = make_trainer(optimizer=SGD(lr=0.1))
+    trainer.fit(x, t, epochs=1)
+    trainer.save(str(tmp_path / "c.npz"))
+    resumed = make_trainer(optimizer=SGD(lr=0.1))
+    resumed.load(str(tmp_path / "c.npz"))
+    first = resumed.history[0].train_loss
+    resumed.optimizer.lr = 1e6  # the scale of the loss is the first epoch's, kept in the history
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="over 10000 times") as info:
+        resumed.fit(x, t, epochs=3)
+    assert info.value.reference == first and info.value.epoch == 2
 
 
 def test_divergence_in_the_weights_is_caught_at_the_end_of_the_epoch(spiral):
@@ -315,3 +331,47 @@ def test_fit_iterations_names_the_iteration_that_diverged():
             trainer.fit_iterations(lambda rng: text.get_batch("train", 2, 4, rng), 50, 10,
                                    (text.fixed_batches("train", 1, 2, 4), text.fixed_batches("val", 1, 2, 4)))
     assert info.value.iteration is not None
+
+
+def test_fit_iterations_stops_a_loss_that_explodes_without_nan():
+    from leafgrad.layers import EmbedID
+    from leafgrad.text import CharText
+    text = CharText("abcabcabd" * 10)
+    np.random.seed(0)
+    trainer = Trainer(EmbedID(4, 4), SGD(lr=1e6), batch_size=2)
+    with pytest.raises(DivergenceError, match="over 10000 times the first evaluation's") as info:
+        with np.errstate(all="ignore"):
+            trainer.fit_iterations(lambda rng: text.get_batch("train", 2, 4, rng), 50, 10,
+                                   (text.fixed_batches("train", 1, 2, 4), text.fixed_batches("val", 1, 2, 4)))
+    err = info.value
+    assert np.isfinite(err.loss) and err.reference == trainer.history[0].train_loss
+    assert err.iteration == trainer.iteration + 1 and "at iteration" in str(err)
+    assert np.isfinite(trainer.model.W.data).all()  # the bad step updated nothing
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda m, e: m.__setitem__(slice(None), m[::-1]), "iteration numbers"),
+    (lambda m, e: m.__setitem__((0, 4), -1.0), "wrong time"),
+    (lambda m, e: m.__setitem__((1, 1), np.inf), "NaN or infinite"),
+    (lambda m, e: e.update(iteration=-3), "iteration count"),
+    (lambda m, e: e.update(metrics_kind="minutes"), "history's kind"),
+])
+def test_load_refuses_a_damaged_iteration_history(tmp_path, change, words):
+    import json
+    trainer = _bigram_run(iters=8)
+    path = str(tmp_path / "ck.npz")
+    trainer.save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(arrays["__meta__"].tobytes())
+    rows = arrays["extra/metrics"].copy()
+    change(rows, meta["extra"])
+    arrays["extra/metrics"] = rows
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    fresh = _bigram_run(iters=4)
+    before = [m for m in fresh.history], fresh.model.W.data.copy(), fresh.iteration
+    with pytest.raises(SerializationError, match=words):
+        fresh.load(path)
+    assert fresh.history == before[0] and fresh.iteration == before[2]
+    np.testing.assert_array_equal(fresh.model.W.data, before[1])

@@ -13,13 +13,15 @@ The training loop itself is the library :mod:`leafgrad.training`.
 The modules, one concern each: :mod:`.command` (the parser and ``main``),
 :mod:`.options` (every option, its default and its checks), :mod:`.data` (the
 built-in data sets), :mod:`.table` (your own files), :mod:`.run_folder` (the
-files of a run), :mod:`.progress`, :mod:`.plots`, and one module per command:
+files of a run), :mod:`.run_schema` (what run.json may hold), :mod:`.run_lock`
+(one training per folder), :mod:`.progress`, :mod:`.plots`, and one module per command:
 :mod:`.train` (and :mod:`.text` for text runs), :mod:`.predict`, :mod:`.generate`, :mod:`.export`,
 :mod:`.graph`.
 
-Exit status: 0 on success; 2 for a bad option or a bad data file (one sentence
-on stderr, no traceback); 1 when data or a package a command needs is
-missing, or when training diverged; 130 when interrupted.
+Exit status: 0 on success; 2 for a bad option, a bad data file or a damaged
+run file (one sentence on stderr, one line per problem, no traceback); 1 when
+data or a package a command needs is missing, or when the run failed (training
+diverged, the disk is full); 130 when interrupted.
 """
 from leafgrad.cli.command import build_parser, main
 from leafgrad.cli.errors import DataError, UsageError

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import Optional, Sequence
 
@@ -11,10 +12,9 @@ from leafgrad.cli.options import (add_generate_arguments, add_graph_arguments, a
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("train", "predict", "graph", "generate")
-
-
-COMMANDS += ("export",)  # (leafgrad export: a run as an ONNX model)
+COMMANDS = ("train", "predict", "graph", "generate", "export")
+#: OSErrors that mean a path given on the command line cannot be used (exit status 2, not 1).
+_BAD_INPUT = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +111,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except DataError as err:
         print(f"{prog}: error: {sentence(str(err))}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file that cannot be read is bad input; anything else (a full disk) a failed run
+        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        print(f"{prog}: error: {sentence(f'cannot use{where}: {err.strerror or err}')}", file=sys.stderr)
+        return 2 if err.errno in _BAD_INPUT else 1
+    except MemoryError:
+        print(f"{prog}: error: not enough memory.", file=sys.stderr)
         return 1
     except SystemExit as err:  # --help and --version
         return int(err.code or 0) if not isinstance(err.code, str) else 2

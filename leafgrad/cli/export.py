@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 
 from leafgrad.cli.errors import DataError, UsageError
-from leafgrad.cli.predict import _load_info
+from leafgrad.cli.predict import _load_info, load_run_model
 from leafgrad.cli.run_folder import WEIGHTS, read_run
 from leafgrad.cli.table import DataInfo
-from leafgrad.cli.train import build_model
 from leafgrad.core import Function
-from leafgrad.serialization import SerializationError
 
 __all__ = ["cmd_export"]
 
@@ -87,11 +85,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ImportError:
         raise DataError('leafgrad export needs the onnx package: pip install "leafgrad[onnx]"') from None
-    model = build_model(config["model"], config["hidden"], info.outputs)
-    try:
-        model.load_weights(os.path.join(args.run, WEIGHTS))
-    except (SerializationError, OSError, ValueError) as err:
-        raise UsageError(f"cannot load the weights of {args.run}: {str(err).splitlines()[0]}") from None
+    model = load_run_model(args.run, config, info)  # predict's loading: built first, every weight checked
     example = np.zeros((2, len(info.features)), dtype=np.float64)
     names = ["scores"] if info.task == "regression" else ["scores", "probabilities"]
     metadata = {"features": json.dumps(info.features), "target": info.target, "task": info.task,

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from leafgrad.cli.errors import DataError, UsageError
+from leafgrad.cli.errors import UsageError
 from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, read_run
 from leafgrad.serialization import SerializationError, load_checkpoint
 from leafgrad.text import CharText, TextError
@@ -54,7 +54,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         else:
             raise UsageError(f"{args.run} has neither {WEIGHTS} nor {CHECKPOINT}: no weights to generate with")
     except SerializationError as err:
-        raise DataError(f"cannot load the weights of {args.run}: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"cannot load the weights of {args.run}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot read the weights of {args.run}: {err.strerror or err}") from None
     rng = np.random.RandomState(args.seed)
     t0 = time.perf_counter()
     out = model.generate(ids[None, :], args.length, temperature=args.temperature, top_k=args.top_k, rng=rng,

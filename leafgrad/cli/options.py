@@ -16,6 +16,7 @@ from leafgrad import cuda
 from leafgrad.cli.data import BUILTIN
 from leafgrad.cli.errors import UsageError
 from leafgrad.cli.run_folder import CHECKPOINT, TEXT_OPTIONS, read_run, run_options
+from leafgrad.cli.run_schema import MAX_SEED, MAX_UNITS
 from leafgrad.optimizers import OPTIMIZERS
 from leafgrad.training import TASKS
 
@@ -25,6 +26,8 @@ __all__ = ["MODELS", "DEFAULTS", "add_train_arguments", "add_predict_arguments",
            "int_at_least", "lower"]
 
 MODELS = ("mlp", "cnn")
+#: The most weights between hidden layers (``--hidden 1000000,1000000`` would need 4 TB): 4 GiB of float32.
+MAX_HIDDEN_WEIGHTS = 2 ** 30
 #: Default learning rate of each optimizer on small 2-D or tabular data (spiral, your own file), and on
 #: images (digits, mnist).  AdaDelta takes none: its 1.0 is only recorded.
 SMALL_DATA_LR = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.1, "adadelta": 1.0, "adam": 0.01, "adamw": 0.01}
@@ -59,14 +62,14 @@ def is_text_file(path: str) -> bool:
 # =============================================================================
 # Single values (argparse types: a bad one is an error naming the option)
 # =============================================================================
-def int_at_least(lowest: int, what: str) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``lowest``, described as ``what`` in the error."""
+def int_at_least(lowest: int, what: str, highest: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``lowest`` (and <= ``highest``), described as ``what`` in the error."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < lowest:
+        if value < lowest or (highest is not None and value > highest):
             raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
         return value
     return parse
@@ -99,6 +102,13 @@ def _hidden_sizes(text: str) -> List[int]:
         sizes = []
     if not sizes or any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"expected layer sizes such as 100 or 100,100, got {text!r}")
+    if any(s > MAX_UNITS for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected layer sizes up to {MAX_UNITS:,}, got {text!r}")
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise argparse.ArgumentTypeError(f"{text!r} needs {weights:,} weights between the hidden layers "
+                                         f"({weights * 4 / 2 ** 30:,.0f} GiB), more than the {MAX_HIDDEN_WEIGHTS:,} "
+                                         "allowed")
     return sizes
 
 
@@ -155,12 +165,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                                     if k != "adadelta")
                         + "; adadelta takes none)")
     p.add_argument("--optimizer", type=lower, metavar="NAME", help=f"{', '.join(OPTIMIZERS)} (default adam)")
-    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1"), metavar="N",
+    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1", MAX_SEED), metavar="N",
                    help="random seed for the initial weights, the batch order and the test rows (default 0)")
     p.add_argument("--out", metavar="DIR",
                    help="folder for metrics.csv, pictures, weights and checkpoint "
                         "(default: a new folder under runs/)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR, exactly where it stopped")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out name a folder that holds a run, and replace that run (otherwise refused)")
     t = TEXT_DEFAULTS
     text = p.add_argument_group(
         "text (--dataset shakespeare, or --data FILE.txt): a character-level GPT, nanoGPT's CPU recipe by default")
@@ -194,7 +206,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="a CSV file with the run's feature columns (the target column too, to measure the "
                         "accuracy), or an .npz holding x (and t)")
     p.add_argument("--out", metavar="FILE",
-                   help="the CSV to write (default: NAME-predictions.csv in the current folder, for --data NAME.csv)")
+                   help="the CSV to write, - for standard output (default: NAME-predictions.csv in the current "
+                        "folder, for --data NAME.csv); a device, FIFO or symbolic link is written through")
     _add_device_argument(p)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
@@ -223,7 +236,7 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
                    help="divide the logits by T before sampling: below 1 is surer, above 1 wilder (default 1)")
     p.add_argument("--top-k", type=int_at_least(1, "a top-k >= 1"), metavar="K",
                    help="sample only among the K likeliest characters (default: all)")
-    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1"), default=0, metavar="N",
+    p.add_argument("--seed", type=int_at_least(0, "a seed between 0 and 2**32-1", MAX_SEED), default=0, metavar="N",
                    help="random seed of the sampling (default 0)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the whole context at every character instead of keeping a key/value cache "
@@ -254,6 +267,8 @@ def _unknown(what: str, name: str, choices: Any) -> UsageError:
 
 def _resume_config(args: argparse.Namespace) -> Tuple[Dict[str, Any], dict]:
     """The settings of the run in ``--resume DIR``, with a new ``--epochs``; any other change is an error."""
+    if getattr(args, "overwrite", False):
+        raise UsageError("--overwrite replaces a run, --resume continues one: give one of them")
     previous = read_run(args.resume, "--resume", need=(CHECKPOINT,), purpose="to resume")
     config = previous["config"]
     if config.get("kind") == "text":

@@ -7,7 +7,7 @@ on the test rows.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -104,11 +104,14 @@ def plot_decision_boundary(path: str, classify: Callable[[np.ndarray], np.ndarra
     Figure = figure_class()
     if Figure is None:
         return False
-    lo, hi = x.min(axis=0) - 0.1, x.max(axis=0) + 0.1
+    x = np.asarray(x, dtype=np.float64)
+    low, high = x.min(axis=0), x.max(axis=0)
+    # A margin of 5% of the range (0.1 on spiral's [-1, 1]), so that any units work (1e300 or 1e-300).
+    pad = np.where(high > low, 0.05 * (high - low), np.maximum(0.05 * np.abs(high), 1e-300))
+    lo, hi = low - pad, high + pad
     n = 200
-    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], n, dtype=np.float32),
-                         np.linspace(lo[1], hi[1], n, dtype=np.float32))
-    grid = np.c_[g0.ravel(), g1.ravel()].astype(np.float32)
+    g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))
+    grid = np.c_[g0.ravel(), g1.ravel()]  # float64: the file's units may not fit in float32
     pred = classify(grid).reshape(g0.shape)
     k = len(class_names)
     fig = Figure(figsize=(6, 5.5), layout="constrained")
@@ -128,27 +131,59 @@ def plot_decision_boundary(path: str, classify: Callable[[np.ndarray], np.ndarra
     return True
 
 
+#: The most classes a picture shows one by one; past it the confusion matrix shows the most frequent
+#: classes and gathers the rest as "other", and no decision boundary is drawn.
+MAX_CLASSES_SHOWN = 30
+
+
+def confusion_counts(t: np.ndarray, predicted: np.ndarray, k: int,
+                     most: int = MAX_CLASSES_SHOWN) -> Tuple[np.ndarray, np.ndarray]:
+    """Counts of (true class, predicted class) for at most ``most`` classes, and which classes those are.
+
+    With more than ``most`` classes, the ``most - 1`` classes seen most often
+    (as true or predicted class) are kept and the others are summed into a
+    last row and column (``-1`` in the returned classes).  Memory grows with
+    the rows and the classes, never with the square of the classes.
+    """
+    t, predicted = np.asarray(t, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    if k <= most:
+        shown = np.arange(k)
+    else:
+        seen = np.bincount(t, minlength=k) + np.bincount(predicted, minlength=k)
+        top = np.sort(np.argsort(-seen, kind="stable")[:most - 1])
+        shown = np.append(top, -1)
+    position = np.full(k, len(shown) - 1, dtype=np.int64)  # "other", when there is one
+    position[shown[shown >= 0]] = np.arange(int(np.sum(shown >= 0)))
+    m = len(shown)
+    counts = np.bincount(position[t] * m + position[predicted], minlength=m * m).reshape(m, m)
+    return counts, shown
+
+
 def plot_confusion_matrix(path: str, t: np.ndarray, predicted: np.ndarray, class_names: Sequence[str],
                           title: str) -> bool:
-    """Draw how many rows of each true class (rows) got each predicted class (columns)."""
+    """Draw how many rows of each true class (rows) got each predicted class (columns).
+
+    Past :data:`MAX_CLASSES_SHOWN` classes, the most frequent ones and "other" (see :func:`confusion_counts`).
+    """
     Figure = figure_class()
     if Figure is None:
         return False
-    k = len(class_names)
-    counts = np.zeros((k, k), dtype=np.int64)
-    np.add.at(counts, (t, predicted), 1)
+    counts, shown = confusion_counts(t, predicted, len(class_names))
+    names = [class_names[c] if c >= 0 else f"other ({len(class_names) - len(shown) + 1} classes)" for c in shown]
+    if len(shown) < len(class_names):
+        title += f"\n(the {len(shown) - 1} most frequent of {len(class_names)} classes)"
+    k = len(names)
     size = min(4 + 0.45 * k, 14)
     fig = Figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(counts, cmap="Blues")
     fig.colorbar(image, ax=ax, label="rows")
-    if k <= 30:
-        ax.set_xticks(range(k), labels=class_names, rotation=45 if k > 5 else 0, ha="right" if k > 5 else "center")
-        ax.set_yticks(range(k), labels=class_names)
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center",
-                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_xticks(range(k), labels=names, rotation=45 if k > 5 else 0, ha="right" if k > 5 else "center")
+    ax.set_yticks(range(k), labels=names)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize="small" if k > 12 else None,
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)

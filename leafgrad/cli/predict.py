@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import os
+import sys
 from typing import Any, List
 
 import numpy as np
 
-from leafgrad._atomic import write_atomic
+from leafgrad._atomic import write_output
 from leafgrad.cli.data import shape_for
 from leafgrad.cli.errors import DataError, UsageError
 from leafgrad.cli.options import resolve_device
@@ -27,7 +29,7 @@ from leafgrad.cli.train import build_model
 from leafgrad.serialization import SerializationError
 from leafgrad.training import predict
 
-__all__ = ["cmd_predict"]
+__all__ = ["cmd_predict", "load_run_model"]
 
 
 def _default_out(data: str) -> str:
@@ -47,6 +49,36 @@ def _load_info(run: str, record: dict) -> DataInfo:
         raise UsageError(f"{run}: cannot read the data description in run.json ({err})") from None
 
 
+def _build(model: Any, x: np.ndarray) -> None:
+    """Create the model's weights from one row (NumPy's global random state is left as it was).
+
+    A built model knows every weight's shape, so loading checks them all.
+    """
+    state = np.random.get_state()
+    try:
+        predict(model, x)
+    finally:
+        np.random.set_state(state)
+
+
+def load_run_model(run: str, config: dict, info: DataInfo) -> Any:
+    """The network of the ``--data`` run in ``run``: built, then its ``model.npz`` loaded and checked.
+
+    Built first, so that every weight's shape, dtype and values are checked
+    against the architecture; a damaged file is a UsageError (exit status 2)
+    listing its problems.  Used by ``predict`` and ``export``.
+    """
+    model = build_model(config["model"], config["hidden"], info.outputs)
+    _build(model, shape_for(config["model"], np.zeros((1, len(info.features)), dtype=np.float32), info.image_shape))
+    try:
+        model.load_weights(os.path.join(run, WEIGHTS))
+    except SerializationError as err:
+        raise UsageError(f"cannot load the weights of {run}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot read the weights of {run}: {err.strerror or err}") from None
+    return model
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """``leafgrad predict``: predict every row of ``--data`` with the run in ``RUN_DIR``; write a CSV."""
     device = resolve_device(args)
@@ -54,18 +86,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     info = _load_info(args.run, record)
     config = record["config"]
     out = args.out if args.out is not None else _default_out(args.data)
-    if os.path.abspath(out) == os.path.abspath(args.data):
-        raise UsageError(f"--out {out} is the input file; choose another name")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write --out {out}: folder {folder} does not exist")
+    if out != "-":
+        if os.path.realpath(out) == os.path.realpath(args.data):
+            raise UsageError(f"--out {out} is the input file; choose another name")
+        folder = os.path.dirname(os.path.realpath(out))
+        if not os.path.isdir(folder):
+            raise UsageError(f"cannot write --out {out}: folder {folder} does not exist")
 
     x, truth = read_for_prediction(args.data, info)
-    model = build_model(config["model"], config["hidden"], info.outputs)
-    try:
-        model.load_weights(os.path.join(args.run, WEIGHTS))
-    except (SerializationError, OSError) as err:
-        raise DataError(f"cannot load the weights of {args.run}: {str(err).splitlines()[0]}") from None
+    model = load_run_model(args.run, config, info)
     if device == "gpu":
         model.to_gpu()  # predict() sends each batch where the weights are and brings the outputs back
     y = predict(model, shape_for(config["model"], x, info.image_shape))
@@ -87,13 +116,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         w.writerow(header)
         w.writerows(rows)
     try:
-        write_atomic(out, write, binary=False)
-    except OSError as err:
-        raise UsageError(f"cannot write --out {out}: {err.strerror or err}") from None
+        write_output(out, write, binary=False)
+    except OSError as err:  # a full disk is a failed run (exit 1); a folder one may not write to, bad input (2)
+        kind = DataError if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG) else UsageError
+        raise kind(f"cannot write --out {out}: {err.strerror or err}") from None
     if not args.quiet:
-        print(f"wrote {out}: {len(rows)} rows ({', '.join(header[:4])}{', ...' if len(header) > 4 else ''})")
+        report = sys.stderr if out == "-" else sys.stdout  # standard output holds the predictions
+        where = "standard output" if out == "-" else out
+        print(f"wrote {where}: {len(rows)} rows ({', '.join(header[:4])}{', ...' if len(header) > 4 else ''})",
+              file=report)
         if truth is not None:
-            print(_score(info, y, truth))
+            print(_score(info, y, truth), file=report)
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from leafgrad._atomic import write_atomic
 from leafgrad.cli.errors import UsageError
+from leafgrad.cli.run_schema import check_record, seal
 from leafgrad.training import Callback, EpochMetrics, Trainer
 
 __all__ = ["METRIC_COLUMNS", "TEXT_OPTIONS", "CHECKPOINT", "WEIGHTS", "RUN_FILE", "METRICS", "RunFolder", "default_out",
@@ -28,6 +29,8 @@ CHECKPOINT = "checkpoint.npz"
 WEIGHTS = "model.npz"
 RUN_FILE = "run.json"
 METRICS = "metrics.csv"
+#: The largest run.json read (a record of a run is a few kilobytes, plus its label names).
+RUN_FILE_LIMIT = 64 << 20
 
 #: The options that define a run (kept in run.json; fixed once a run has started), on a built-in data set ...
 BUILTIN_OPTIONS = ("dataset", "model", "hidden", "batch_size", "optimizer", "lr", "seed")
@@ -102,12 +105,20 @@ def read_run(folder: str, option: str, need: Sequence[str], purpose: str) -> Dic
     if missing:
         raise UsageError(f"{option} {folder}: no run {purpose} there (expected {' and '.join((RUN_FILE, *need))} "
                          "written by leafgrad train)")
+    path = os.path.join(folder, RUN_FILE)
     try:
-        with open(os.path.join(folder, RUN_FILE), encoding="utf-8") as f:
+        if os.path.getsize(path) > RUN_FILE_LIMIT:
+            raise ValueError(f"it is larger than {RUN_FILE_LIMIT} bytes")
+        with open(path, encoding="utf-8") as f:
             record = json.load(f)
-        record["config"] = dict(record["config"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UsageError(f"{option} {folder}: cannot read {RUN_FILE} ({err})") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise UsageError(f"{option} {folder}: cannot read {RUN_FILE} ({getattr(err, 'strerror', None) or err})") \
+            from None
+    problems = check_record(record)
+    if problems:
+        raise UsageError(f"{option} {folder}: {RUN_FILE} is damaged; "
+                         + (problems[0] if len(problems) == 1 else "\n".join([f"{len(problems)} problems:"] + problems)))
+    record["config"] = dict(record["config"])
     return record
 
 
@@ -122,7 +133,7 @@ def _record(config: Dict[str, Any], history: Sequence[EpochMetrics], data_info: 
                                 for k, v in history[-1]._asdict().items()}
     if data_info is not None:
         record["data_info"] = data_info.to_json()
-    return record
+    return seal(record)
 
 
 class RunFolder(Callback):

@@ -22,6 +22,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
+import sys
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -47,31 +49,47 @@ class DataInfo:
 
     def __init__(self, features: List[str], target: str, task: str, labels: Optional[List[str]],
                  outputs: int, mean: np.ndarray, std: np.ndarray, image_shape: Optional[tuple],
-                 sha256: str) -> None:
+                 sha256: str, constant: Sequence[int] = ()) -> None:
         self.features, self.target, self.task, self.labels = features, target, task, labels
         self.outputs = outputs
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
         self.image_shape = None if image_shape is None else tuple(image_shape)
         self.sha256 = sha256
+        self.constant = [int(i) for i in constant]  #: features that held one value in every training row
 
     def scale(self, x: np.ndarray) -> np.ndarray:
-        """Rows ``(N, D)`` standardized with the training rows' statistics, as float32."""
-        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+        """Rows ``(N, D)`` standardized with the training rows' statistics, as float32.
+
+        A feature constant in the training rows taught the model nothing: it reads as 0 (its training value).
+        """
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+        if self.constant:
+            z[:, self.constant] = 0.0
+        return z.astype(np.float32)
+
+    def differing_constants(self, x: np.ndarray) -> List[Tuple[str, float, int]]:
+        """``(feature, training value, rows that differ)`` for each constant feature that new rows ``x`` change."""
+        out = []
+        for j in self.constant:
+            n = int(np.sum(np.asarray(x)[:, j] != self.mean[j]))
+            if n:
+                out.append((self.features[j], float(self.mean[j]), n))
+        return out
 
     def to_json(self) -> Dict[str, Any]:
         """A JSON-serializable dict (floats written exactly)."""
         return {"features": self.features, "target": self.target, "task": self.task, "labels": self.labels,
                 "outputs": self.outputs, "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "image_shape": None if self.image_shape is None else list(self.image_shape),
-                "sha256": self.sha256}
+                "sha256": self.sha256, "constant": self.constant}
 
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "DataInfo":
         """The inverse of :meth:`to_json`; ``KeyError``/``TypeError``/``ValueError`` on a malformed dict."""
         info = cls(list(d["features"]), str(d["target"]), str(d["task"]),
                    None if d["labels"] is None else [str(v) for v in d["labels"]], int(d["outputs"]),
-                   d["mean"], d["std"], d["image_shape"], str(d["sha256"]))
+                   d["mean"], d["std"], d["image_shape"], str(d["sha256"]), d.get("constant") or ())
         if info.mean.shape != (len(info.features),) or info.std.shape != info.mean.shape:
             raise ValueError("the scaling statistics do not match the features")
         return info
@@ -173,7 +191,7 @@ def _read_npz(path: str) -> Dict[str, np.ndarray]:
     try:
         return load_npz(path, what="--data")
     except SerializationError as err:
-        raise UsageError(str(err).splitlines()[0]) from None
+        raise UsageError(str(err)) from None
 
 
 def _npz_row(i: int) -> str:
@@ -226,7 +244,8 @@ def _is_number(text: str) -> bool:
 
 
 def _is_whole(text: str) -> bool:
-    return text.lstrip("-").isdigit()
+    """A whole number as ``int`` reads it (decimal digits: ``'²'`` is a digit but not a number)."""
+    return re.fullmatch(r"-?\d+", text) is not None
 
 
 def _encode_labels(path: str, column: str, labels: List[str], where: Callable[[int], str],
@@ -325,6 +344,26 @@ def _npz_rows(path: str, target: Optional[str], task: str) -> _Rows:
     return _Rows(x, [f"x{i}" for i in range(x.shape[1])], "t", t, _npz_row, image_shape)
 
 
+def feature_statistics(x: np.ndarray, features: Sequence[str], path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and standard deviation, whatever its units (1e300 or 1e-300 as well as 1).
+
+    Each column is divided by its largest magnitude first, so no sum overflows
+    or underflows; a column whose statistics are still not finite is a
+    UsageError naming it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    size = np.max(np.abs(x), axis=0) if len(x) else np.ones(x.shape[1:])
+    size[~(size > 0) | ~np.isfinite(size)] = 1.0
+    unit = x / size
+    mean = unit.mean(axis=0) * size
+    std = unit.std(axis=0) * size
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        column = features[int(np.argmax(bad.reshape(-1)))] if len(features) == bad.size else "?"
+        raise UsageError(f"{path}: the values of column {column!r} are too large to standardize")
+    return mean, std
+
+
 def load_file(path: str, target: Optional[str], task: str, test_fraction: float, seed: int,
               model: str) -> Data:
     """Read ``--data PATH`` into a :class:`Data` (split, standardized, shaped for ``model``), with its :class:`DataInfo`."""
@@ -341,11 +380,11 @@ def load_file(path: str, target: Optional[str], task: str, test_fraction: float,
         labels, t = _encode_labels(path, rows.target, rows.t, rows.where, test_fraction)
         classes = t
     train, test = _split(len(x), classes, test_fraction, seed)
-    mean = x[train].mean(axis=0)
-    std = x[train].std(axis=0)
+    mean, std = feature_statistics(x[train], rows.features, path)
+    constant = [int(j) for j in np.flatnonzero(std == 0)]
     std[std == 0] = 1.0  # a constant feature stays 0 instead of dividing by 0
     info = DataInfo(rows.features, rows.target, task, labels, len(labels) if labels else t.shape[1], mean, std,
-                    image_shape, file_sha256(path))
+                    image_shape, file_sha256(path), constant)
     xs = info.scale(x)
     x_test = shape_for(model, xs[test], image_shape) if len(test) else None
     return Data(os.path.basename(path), shape_for(model, xs[train], image_shape), t[train], x_test,
@@ -380,7 +419,7 @@ def read_for_prediction(path: str, info: DataInfo) -> Tuple[np.ndarray, Optional
         if info.target in table.columns:
             truth = table.numbers([info.target]) if info.task == "regression" else \
                 label_strings(table.strings(info.target))
-        return info.scale(x), truth
+        return _scaled(path, info, x), truth
     arrays = _read_npz(path)
     if "x" not in arrays:
         raise UsageError(f"{path} must hold an array named x; it holds: {_list(sorted(arrays)) or 'nothing'}")
@@ -392,4 +431,19 @@ def read_for_prediction(path: str, info: DataInfo) -> Tuple[np.ndarray, Optional
     if "t" in arrays and len(arrays["t"]) == len(x):
         t = arrays["t"]
         truth = t.reshape(len(t), -1).astype(np.float64) if info.task == "regression" else label_strings(t)
-    return info.scale(x.reshape(len(x), -1)), truth
+    return _scaled(path, info, x.reshape(len(x), -1)), truth
+
+
+def _scaled(path: str, info: DataInfo, x: np.ndarray) -> np.ndarray:
+    """New rows standardized as the training rows were; warns about constant features that differ."""
+    for name, value, n in info.differing_constants(x):
+        print(f"leafgrad predict: warning: column {name!r} held {value:g} in every training row, so the run "
+              f"learnt nothing from it; {n} of the {len(x)} rows hold another value, which is ignored",
+              file=sys.stderr)
+    z = info.scale(x)
+    bad = ~np.isfinite(z)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise UsageError(f"{path}, row {row + 1}, column {info.features[col]!r}: the value is too far from the "
+                         "training rows to standardize")
+    return z

@@ -13,7 +13,6 @@ so that ``leafgrad generate`` reads it back without unpickling anything.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shlex
 import sys
@@ -22,11 +21,12 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from leafgrad.cli.errors import DataError, UsageError
+from leafgrad.cli.errors import UsageError
 from leafgrad.cli.plots import plot_iteration_curves
 from leafgrad.cli.progress import IterationProgress
-from leafgrad.cli.run_folder import (CHECKPOINT, METRICS, RUN_FILE, WEIGHTS, RunFolder, default_out, prepare_out,
-                                     write_json, write_metrics)
+from leafgrad.cli.run_folder import CHECKPOINT, METRICS, RUN_FILE, WEIGHTS, RunFolder, write_json, write_metrics
+from leafgrad.cli.run_lock import remove_run_files
+from leafgrad.cli.run_schema import seal
 from leafgrad.serialization import SerializationError
 from leafgrad.text import CharText, TextError, TinyShakespeare
 from leafgrad.training import DivergenceError, IterationMetrics, Trainer
@@ -121,44 +121,41 @@ class TextRunFolder(RunFolder):
                                    for k, v in last._asdict().items()}
         if self.sha256 is not None:
             record["data_sha256"] = self.sha256
-        write_json(self.path(RUN_FILE), record)
+        write_json(self.path(RUN_FILE), seal(record))
 
 
-def train_text(args: argparse.Namespace, config: Dict[str, Any], previous: Optional[dict]) -> int:
-    """``leafgrad train`` for a text run (``config["kind"] == "text"``): train, write the run, print a summary."""
-    name = config.get("dataset") or os.path.splitext(os.path.basename(config["data"]))[0]
-    out = args.out if args.out is not None else (args.resume if args.resume is not None
-                                                  else _default_out(name))
-    created = not os.path.exists(out)
-    prepare_out(out)
-    try:
-        if previous is None:
-            # The schedule is fixed at the start: it decays over the run's iterations, after a warm-up of
-            # 100 iterations (nanoGPT's) or a tenth of a shorter run.
-            config["decay_iters"] = config["iters"]
-            config["warmup_iters"] = min(config["warmup_iters"], config["iters"] // 10)
-            text, digest = load_text(config)
-        else:
-            text, digest = _resumed_text(config, previous, args.resume)
-        trainer = make_text_trainer(config, text)
-    except (UsageError, DataError):
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(out)  # a bad text leaves no empty run folder behind
-        raise
+def train_text(args: argparse.Namespace, config: Dict[str, Any], previous: Optional[dict], out: str) -> int:
+    """``leafgrad train`` for a text run (``config["kind"] == "text"``): train into ``out``, print a summary.
+
+    ``out`` exists and is locked (:func:`leafgrad.cli.train.cmd_train` made it,
+    refused an existing run there, and removes it again if it stays empty).
+    """
+    if previous is None:
+        # The schedule is fixed at the start: it decays over the run's iterations, after a warm-up of
+        # 100 iterations (nanoGPT's) or a tenth of a shorter run.
+        config["decay_iters"] = config["iters"]
+        config["warmup_iters"] = min(config["warmup_iters"], config["iters"] // 10)
+        text, digest = load_text(config)
+    else:
+        text, digest = _resumed_text(config, previous, args.resume)
+    trainer = make_text_trainer(config, text)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     folder = TextRunFolder(out, config, text.vocab, digest)
     if previous is not None:
+        path = os.path.join(args.resume, CHECKPOINT)
         try:
-            trainer.load(os.path.join(args.resume, CHECKPOINT))
+            trainer.load(path)
         except SerializationError as err:
-            raise DataError(f"cannot resume from {os.path.join(args.resume, CHECKPOINT)}: "
-                            f"{str(err).splitlines()[0]}") from None
+            raise UsageError(f"cannot resume from {path}: {err}") from None
+        except OSError as err:
+            raise UsageError(f"cannot resume from {path}: {err.strerror or err}") from None
         say(f"resuming {args.resume} after iteration {trainer.iteration}")
         if trainer.iteration >= config["iters"]:
             say(f"the run has already trained {trainer.iteration} iterations; pass --iters N with N > "
                 f"{trainer.iteration} to train more")
     else:
+        if getattr(args, "overwrite", False):
+            remove_run_files(out)  # only now that the new run is ready: a bad option keeps the old run
         folder.save(trainer)  # iteration 0: a run stopped before its first evaluation resumes from the start
     B, T = config["batch_size"], config["block_size"]
     opt = config["optimizer"] + (f" (betas {config['beta1']:g}/{config['beta2']:g}, weight decay "
@@ -184,11 +181,8 @@ def train_text(args: argparse.Namespace, config: Dict[str, Any], previous: Optio
     except DivergenceError as err:
         progress.close()
         kept = trainer.history[-1].iteration if trainer.history else 0
-        what = f"the loss became {err.loss}" if err.loss is not None else "some weights became NaN or infinite"
-        print(f"leafgrad train: error: training diverged: {what} at iteration {err.iteration}, so training "
-              f"stopped; the learning rate --lr {config['lr']:g} is too high for {config['optimizer']}: try a "
-              f"lower one, such as --lr {config['lr'] / 10:g}; {out} keeps the checkpoint of iteration {kept}, "
-              "whose weights are finite.", file=sys.stderr)
+        from leafgrad.cli.train import divergence_sentence
+        print(f"leafgrad train: error: {divergence_sentence(err, config, out, kept)}", file=sys.stderr)
         return 1
     progress.close()
     session = time.perf_counter() - t0
@@ -246,10 +240,6 @@ def _resumed_text(config: Dict[str, Any], previous: dict, folder: str) -> Tuple[
         raise UsageError(f"--resume {folder}: {path} has changed since the run started (its contents differ), "
                          "so the run cannot go on exactly; start a new run")
     return load_text(config, vocab)
-
-
-def _default_out(name: str) -> str:
-    return default_out(name, "gpt")
 
 
 def _example_prompt(config: Dict[str, Any], text: CharText) -> str:

@@ -20,16 +20,17 @@ import numpy as np
 from leafgrad.cli.data import Data, load_builtin
 from leafgrad.cli.errors import DataError, UsageError
 from leafgrad.cli.options import resolve_train_options
-from leafgrad.cli.plots import (plot_confusion_matrix, plot_curves, plot_decision_boundary,
+from leafgrad.cli.plots import (MAX_CLASSES_SHOWN, plot_confusion_matrix, plot_curves, plot_decision_boundary,
                                 plot_predictions)
 from leafgrad.cli.progress import Progress, fmt_num, fmt_pct
 from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, RunFolder, default_out, prepare_out
+from leafgrad.cli.run_lock import RunLock, clean_temporaries, os_error_sentence, refuse_existing_run, remove_run_files
 from leafgrad.cli.table import load_file
 from leafgrad.optimizers import from_name
 from leafgrad.serialization import SerializationError
-from leafgrad.training import DivergenceError, Trainer
+from leafgrad.training import DIVERGENCE_FACTOR, DivergenceError, Trainer
 
-__all__ = ["cmd_train", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
+__all__ = ["cmd_train", "divergence_sentence", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
 
 
 def build_model(kind: str, hidden: Sequence[int], outputs: int) -> Any:
@@ -87,25 +88,62 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, comm: Any) -> int:
-    """``leafgrad train`` on one process, or on one rank (``comm``) with ``--distributed``."""
+    """``leafgrad train`` on one process, or on one rank (``comm``) with ``--distributed``.
+
+    Rank 0 holds the folder's lock while it trains (:mod:`.run_lock`); an
+    error while writing the run (a full disk) is one sentence, exit status 1.
+    """
     is_main = comm is None or comm.is_root
     config, previous = resolve_train_options(args)
-    if config.get("kind") == "text":  # a character-level GPT: leafgrad/cli/text.py
-        from leafgrad.cli.text import train_text
-        return train_text(args, config, previous)
+    text = config.get("kind") == "text"  # a character-level GPT: leafgrad/cli/text.py
     name = config.get("dataset") or os.path.splitext(os.path.basename(config["data"]))[0]
     out = args.out if args.out is not None else (args.resume if args.resume is not None
                                                   else default_out(name, config["model"]))
+    overwrite = getattr(args, "overwrite", False)
+    resuming_here = args.resume is not None and os.path.abspath(out) == os.path.abspath(args.resume)
+    if is_main:
+        refuse_existing_run(out, resuming_here, overwrite)
     created = is_main and not os.path.exists(out)
     if is_main:
         prepare_out(out)
+    lock = RunLock(out) if is_main else None
     try:
-        trainer, data = make_trainer(config, comm)
-    except (UsageError, DataError):
+        if lock is not None:
+            lock.acquire()
+            refuse_existing_run(out, resuming_here, overwrite)  # again: another training may have just ended
+            clean_temporaries(out)  # left by a training that was killed while writing
+        if text:
+            from leafgrad.cli.text import train_text
+            return train_text(args, config, previous, out)
+        return _train_in(args, comm, config, previous, out)
+    except OSError as err:
+        raise DataError(f"{os_error_sentence(err, out)}; the run's last checkpoint is intact: free some space, "
+                        f"then continue with leafgrad train --resume {out}") from None
+    except MemoryError:
+        if text:
+            from leafgrad.cli.text import describe_gpt
+            raise DataError(f"not enough memory for this run ({describe_gpt(config)}); try smaller --embd, "
+                            "--layers, --block-size or --batch-size") from None
+        raise DataError(f"not enough memory for this run (model {describe_hidden(config)}); "
+                        "try smaller --hidden sizes or --batch-size") from None
+    finally:
+        if lock is not None:
+            lock.release()
         if created:
             with contextlib.suppress(OSError):
-                os.rmdir(out)  # a bad data file leaves no empty run folder behind
-        raise
+                os.rmdir(out)  # only when empty: a run that never started leaves no folder behind
+
+
+def describe_hidden(config: Dict[str, Any]) -> str:
+    """``'mlp with hidden layers 100,100'``."""
+    return f"{config['model']} with hidden layers {','.join(map(str, config['hidden']))}"
+
+
+def _train_in(args: argparse.Namespace, comm: Any, config: Dict[str, Any], previous: Optional[dict],
+              out: str) -> int:
+    """Train into ``out`` (rank 0 holds its lock)."""
+    is_main = comm is None or comm.is_root
+    trainer, data = make_trainer(config, comm)
     say = (lambda *a: None) if args.quiet or not is_main else (lambda *a: print(*a, flush=True))
     folder = RunFolder(out, config, data.info)
     if previous is not None:
@@ -116,6 +154,8 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
                 f"{trainer.epoch} to train more")
     else:
         trainer.initialize(data.x_train)
+        if is_main and getattr(args, "overwrite", False):
+            remove_run_files(out)  # only now that the new run is ready: a bad option keeps the old run
         folder.save(trainer)  # epoch 0: a run stopped in its first epoch resumes from the start
     model_text = describe_model(config["model"], config["hidden"], data)
     opt_text = config["optimizer"] + ("" if config["optimizer"] == "adadelta" else f" lr={config['lr']:g}")
@@ -140,7 +180,7 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     except DivergenceError as err:
         progress.close()
         if is_main:
-            print(f"leafgrad train: error: {_divergence_sentence(err, config, out, trainer.epoch)}",
+            print(f"leafgrad train: error: {divergence_sentence(err, config, out, trainer.epoch)}",
                   file=sys.stderr)
         return 1
     progress.close()
@@ -156,21 +196,30 @@ def _resume(trainer: Trainer, data: Data, previous: dict, folder: str) -> None:
         raise UsageError(f"--resume {folder}: {previous['config']['data']} has changed since the run "
                          "started (its contents differ), so the run cannot go on exactly; start a new run")
     path = os.path.join(folder, CHECKPOINT)
+    trainer.initialize(data.x_train)  # every weight's shape is then known and checked by load
     try:
         trainer.load(path)
     except SerializationError as err:
-        raise DataError(f"cannot resume from {path}: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"cannot resume from {path}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot resume from {path}: {err.strerror or err}") from None
 
 
-def _divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:
-    what = f"the loss became {err.loss}" if err.loss is not None else "some weights became NaN or infinite"
+def divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:
+    """What ``leafgrad train`` says when training diverged: where, why, what to try, what the folder keeps."""
+    what = f"the loss became {err.loss:g}" if err.loss is not None else "some weights became NaN or infinite"
+    if err.reference is not None:
+        first = "its first epoch's" if err.iteration is None else "its first evaluation's"
+        what += f", over {DIVERGENCE_FACTOR:g} times {first} ({err.reference:g})"
     if config["optimizer"] == "adadelta":
         advice = "adadelta takes no learning rate: try another --optimizer"
     else:
         advice = (f"the learning rate --lr {config['lr']:g} is too high for {config['optimizer']}: "
                   f"try a lower one, such as --lr {config['lr'] / 10:g}")
-    return (f"training diverged: {what} at epoch {err.epoch}, batch {err.batch}, so training stopped; "
-            f"{advice}; {out} keeps the checkpoint of epoch {epochs_kept}, whose weights are finite.")
+    where, kept = ((f"epoch {err.epoch}, batch {err.batch}", "epoch") if err.iteration is None
+                   else (f"iteration {err.iteration}", "iteration"))
+    return (f"training diverged: {what} at {where}, so training stopped; "
+            f"{advice}; {out} keeps the checkpoint of {kept} {epochs_kept}, whose weights are finite.")
 
 
 def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict[str, Any], folder: RunFolder,
@@ -221,6 +270,12 @@ def _finish(args: argparse.Namespace, trainer: Trainer, data: Data, config: Dict
     return 0
 
 
+def _classes(trainer: Trainer, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """The class the model picks for each row of ``x``, a batch at a time (never all the rows' scores at once)."""
+    out = [np.argmax(trainer.predict(x[i:i + batch]), axis=1) for i in range(0, len(x), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
 def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str, Any],
               final_train: Tuple[float, float]) -> List[str]:
     """Draw the run's pictures; returns the names written (and says once if matplotlib is missing)."""
@@ -231,11 +286,12 @@ def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str,
     if trainer.history:
         loss_name = "mean squared error" if regression else "softmax cross-entropy"
         drawn.append(("curves.png", plot_curves(folder.path("curves.png"), trainer.history, title, loss_name)))
-    if not regression and data.x_train.ndim == 2 and data.x_train.shape[1] == 2:
+    if not regression and data.x_train.ndim == 2 and data.x_train.shape[1] == 2 and \
+            data.num_outputs <= MAX_CLASSES_SHOWN:
         x = data.x_train if info is None else data.x_train * info.std + info.mean  # in the file's units
 
         def classify(points: np.ndarray) -> np.ndarray:
-            return np.argmax(trainer.predict(points if info is None else info.scale(points)), axis=1)
+            return _classes(trainer, points.astype(np.float32) if info is None else info.scale(points))
 
         names = [f"class {c}" for c in range(data.num_outputs)] if info is None else info.labels
         axes = ("x1 (first input feature)", "x2 (second input feature)") if info is None else info.features
@@ -245,14 +301,15 @@ def _pictures(folder: RunFolder, trainer: Trainer, data: Data, config: Dict[str,
     if info is not None:
         x, t, which = (data.x_test, data.t_test, "test") if data.x_test is not None else \
             (data.x_train, data.t_train, "training")
-        y = trainer.predict(x)
         if regression:
+            y = trainer.predict(x)
             drawn.append(("predictions.png", plot_predictions(
                 folder.path("predictions.png"), t, y, info.target, f"{data.name}: the {len(t)} {which} rows")))
         else:
-            correct = int(np.sum(np.argmax(y, axis=1) == t))
+            predicted = _classes(trainer, x)
+            correct = int(np.sum(predicted == t))
             drawn.append(("confusion_matrix.png", plot_confusion_matrix(
-                folder.path("confusion_matrix.png"), t, np.argmax(y, axis=1), info.labels,
+                folder.path("confusion_matrix.png"), t, predicted, info.labels,
                 f"{data.name}: {correct} of the {len(t)} {which} rows right")))
     if any(not ok for _, ok in drawn):
         print("matplotlib is not installed, so the pictures were skipped (pip install matplotlib)", file=sys.stderr)

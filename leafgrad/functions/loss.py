@@ -72,10 +72,15 @@ def mean_squared_error(x0: Any, x1: Any) -> Variable:
 
 @checked(x0=ARRAY, x1=ARRAY)
 def mean_squared_error_simple(x0: Any, x1: Any) -> Variable:
-    """``mean_squared_error`` written with ``sub``, ``pow`` and ``sum`` (the book's first version)."""
+    """``mean_squared_error`` written with ``sub``, ``pow`` and ``sum`` (the book's first version).
+
+    Same shape policy as ``mean_squared_error``: ``(3,)`` against ``(3, 1)`` is
+    refused (it would broadcast to 9 differences), and 0-d arrays are one sample.
+    """
+    _check_same_shape("mean_squared_error_simple", shape_of(x0), shape_of(x1))
     x0, x1 = as_variable(x0), as_variable(x1)
     diff = x0 - x1
-    return sum(diff ** 2) / len(diff)
+    return sum(diff ** 2) / _batch_size(diff.shape)
 
 
 # =============================================================================
