@@ -85,14 +85,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text!r}")
-    return value
+def _below_one(what: str) -> Callable[[str], float]:
+    """An option type for a number in [0, 1): the error calls it ``what``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value < 1:
+            raise argparse.ArgumentTypeError(f"expected {what} from 0 up to (not including) 1, got {text!r}")
+        return value
+    return parse
+
+
+_fraction = _below_one("a fraction")
+_dropout = _below_one("a dropout rate")
 
 
 def _hidden_sizes(text: str) -> List[int]:
@@ -110,16 +117,6 @@ def _hidden_sizes(text: str) -> List[int]:
                                          f"({weights * 4 / 2 ** 30:,.0f} GiB), more than the {MAX_HIDDEN_WEIGHTS:,} "
                                          "allowed")
     return sizes
-
-
-def _dropout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a dropout rate from 0 up to (not including) 1, got {text!r}")
-    return value
 
 
 def lower(text: str) -> str:

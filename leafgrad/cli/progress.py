@@ -20,6 +20,18 @@ def fmt_num(x: Optional[float]) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.4f}"
 
 
+def _terminal_bar(stream: Any, **options: Any) -> Any:
+    """A tqdm bar on ``stream`` when it is a terminal and tqdm is installed; otherwise None (plain lines)."""
+    isatty = getattr(stream, "isatty", None)
+    if isatty is None or not isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(file=stream, dynamic_ncols=True, leave=True, **options)
+
+
 class Progress(Callback):
     """A tqdm bar (epoch, loss, accuracy) on a terminal; plain lines otherwise; nothing when quiet.
 
@@ -34,16 +46,8 @@ class Progress(Callback):
         self.bar = None
         self.every = max(1, math.ceil(max(epochs - start_epoch, 1) / 20))  # about 20 plain lines
         self._sum = [0.0, 0.0, 0]
-        if quiet or epochs <= start_epoch:
-            return
-        isatty = getattr(self.stream, "isatty", None)
-        if isatty is not None and isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                return
-            self.bar = tqdm(total=(epochs - start_epoch) * batches_per_epoch, file=self.stream,
-                            unit="batch", dynamic_ncols=True, leave=True)
+        if not quiet and epochs > start_epoch:
+            self.bar = _terminal_bar(self.stream, total=(epochs - start_epoch) * batches_per_epoch, unit="batch")
 
     def on_epoch_begin(self, trainer: Optional[Trainer], epoch: int) -> None:
         """Epoch ``epoch`` (from 1) begins."""
@@ -99,15 +103,8 @@ class IterationProgress(Callback):
         self.quiet = quiet
         self.bar = None
         self._val = ""
-        if quiet or iters <= start:
-            return
-        isatty = getattr(self.stream, "isatty", None)
-        if isatty is not None and isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:
-                return
-            self.bar = tqdm(total=iters, initial=start, file=self.stream, unit="it", dynamic_ncols=True, leave=True)
+        if not quiet and iters > start:
+            self.bar = _terminal_bar(self.stream, total=iters, initial=start, unit="it")
 
     def on_batch_end(self, trainer: Optional[Trainer], batch: int, loss: float, acc: float) -> None:
         """Iteration ``batch`` (from 1) ended with this loss."""
