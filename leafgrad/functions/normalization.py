@@ -33,6 +33,14 @@ def _mean(a: Any, axes: tuple) -> Any:
     return ops.mean(a, axes, keepdims=True)
 
 
+def _subtract_from(a: Any, b: Any) -> Any:
+    """``a - b``, written into ``a`` when both are arrays (``a`` a fresh array of the caller's)."""
+    if isinstance(a, array_types) and isinstance(b, array_types):
+        a -= b
+        return a
+    return a - b
+
+
 class Standardize(Function):
     """``xhat = (x - mean) / sqrt(var + eps)`` over ``axes``; outputs ``xhat``, ``mean`` and ``var``.
 
@@ -67,7 +75,8 @@ class Standardize(Function):
         axes, n = self.axes, self.n
         terms = []
         if gxhat is not None:
-            terms.append((gxhat - _mean(gxhat, axes) - xhat * _mean(gxhat * xhat, axes)) * inv_std)
+            g = _subtract_from(gxhat - _mean(gxhat, axes), xhat * _mean(gxhat * xhat, axes))
+            terms.append(ops.mul(g, inv_std, overwrite_a=True))
         if gmean is not None:  # d mean / dx = 1 / n
             terms.append(ops.broadcast_to(gmean * (1.0 / n), self.x_shape))
         if gvar is not None:   # d var / dx = 2 (x - mean) / n = 2 xhat / (n inv_std)
