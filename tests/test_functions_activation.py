@@ -83,6 +83,21 @@ def test_gelu_bad_approximate():
         F.gelu(Variable(rand(3)), approximate="erf")
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 5e-6), (np.float64, 2e-7)])
+def test_gelu_exact_relative_accuracy_over_both_tails(dtype, rtol):
+    # float32 has its own shorter fit, float64 the longer one: both against math.erfc, relative
+    # to the value itself (the lower tail's tiny values included, as long as they are normal)
+    x = np.concatenate([np.linspace(-13, 13, 20001), np.logspace(-30, 1, 200), -np.logspace(-30, 1, 200),
+                        [0.0]]).astype(dtype)
+    with lg.no_grad():
+        y = F.gelu(Variable(x)).data
+    assert y.dtype == dtype
+    ref = np.array([float(v) * 0.5 * math.erfc(-float(v) / math.sqrt(2)) for v in x])
+    normal = np.abs(ref) > np.finfo(dtype).tiny
+    np.testing.assert_allclose(y[normal], ref[normal], rtol=rtol, atol=0)
+    assert np.all(np.abs(y[~normal] - ref[~normal]) <= 2 * np.finfo(dtype).tiny)
+
+
 def test_softplus_bad_beta():
     with pytest.raises(ValueError, match="softplus: beta must be positive"):
         F.softplus(Variable(rand(3)), beta=0)
