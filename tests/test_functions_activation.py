@@ -98,6 +98,15 @@ def test_gelu_exact_relative_accuracy_over_both_tails(dtype, rtol):
     assert np.all(np.abs(y[~normal] - ref[~normal]) <= 2 * np.finfo(dtype).tiny)
 
 
+def test_gelu_exact_gradient_at_and_near_zero():
+    # backward reads Phi(x) as y / x: where x is 0 (or its square underflows) Phi is 1/2
+    x = Variable(np.array([0.0, 1e-30, -1e-20, 1.0], np.float32))
+    F.sum(F.gelu(x)).backward()
+    phi1 = 0.5 * math.erfc(-1 / math.sqrt(2)) + math.exp(-0.5) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(x.grad.data, [0.5, 0.5, 0.5, phi1], rtol=1e-6)
+    assert x.grad.dtype == np.float32
+
+
 def test_softplus_bad_beta():
     with pytest.raises(ValueError, match="softplus: beta must be positive"):
         F.softplus(Variable(rand(3)), beta=0)

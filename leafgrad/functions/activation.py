@@ -272,11 +272,14 @@ def _gelu_exact_grad_from_output_kernel(x, gy, y, d, sq, usable):
     """``gy (Phi(x) + x phi(x))`` with ``Phi(x) = y / x`` read from the forward's output ``y = x Phi(x)``."""
     xp = get_array_module(x)
     xp.multiply(x, x, out=sq)
-    xp.greater(sq, _TINY_SQ, out=usable)
-    if xp is np:
+    if xp is np and sq.size and sq.min() > _TINY_SQ:   # the usual chunk: no x near 0, no mask
+        np.divide(y, x, out=d)
+    elif xp is np:
+        np.greater(sq, _TINY_SQ, out=usable)
         d.fill(0.5)
         np.divide(y, x, out=d, where=usable)      # Phi(x); 1/2 where x is (nearly) 0
     else:  # pragma: no cover - CuPy
+        xp.greater(sq, _TINY_SQ, out=usable)
         d[...] = xp.where(usable, y / xp.where(usable, x, 1), 0.5)
     sq *= -0.5
     sq += _LOG_SQRT_2PI_INV
