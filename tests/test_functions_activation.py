@@ -1,4 +1,6 @@
 """Activations: sigmoid(_simple) relu leaky_relu softmax(_simple) log_softmax gelu elu softplus silu."""
+import math
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,30 @@ def test_softmax_rows_sum_to_one_and_errors():
 def test_gelu_bad_approximate():
     with pytest.raises(ValueError, match="gelu: approximate must be"):
         F.gelu(Variable(rand(3)), approximate="erf")
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 5e-6), (np.float64, 2e-7)])
+def test_gelu_exact_relative_accuracy_over_both_tails(dtype, rtol):
+    # float32 has its own shorter fit, float64 the longer one: both against math.erfc, relative
+    # to the value itself (the lower tail's tiny values included, as long as they are normal)
+    x = np.concatenate([np.linspace(-13, 13, 20001), np.logspace(-30, 1, 200), -np.logspace(-30, 1, 200),
+                        [0.0]]).astype(dtype)
+    with lg.no_grad():
+        y = F.gelu(Variable(x)).data
+    assert y.dtype == dtype
+    ref = np.array([float(v) * 0.5 * math.erfc(-float(v) / math.sqrt(2)) for v in x])
+    normal = np.abs(ref) > np.finfo(dtype).tiny
+    np.testing.assert_allclose(y[normal], ref[normal], rtol=rtol, atol=0)
+    assert np.all(np.abs(y[~normal] - ref[~normal]) <= 2 * np.finfo(dtype).tiny)
+
+
+def test_gelu_exact_gradient_at_and_near_zero():
+    # backward reads Phi(x) as y / x: where x is 0 (or its square underflows) Phi is 1/2
+    x = Variable(np.array([0.0, 1e-30, -1e-20, 1.0], np.float32))
+    F.sum(F.gelu(x)).backward()
+    phi1 = 0.5 * math.erfc(-1 / math.sqrt(2)) + math.exp(-0.5) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(x.grad.data, [0.5, 0.5, 0.5, phi1], rtol=1e-6)
+    assert x.grad.dtype == np.float32
 
 
 def test_softplus_bad_beta():

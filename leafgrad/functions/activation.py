@@ -215,6 +215,15 @@ _ERFC_P = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.1862
 _ERFC_P0 = -1.26551223 + math.log(0.5)
 
 
+# For float32 inputs a shorter fit, of Phi(-a) itself: with t = 1 / (1 + p a), a >= 0,
+# Phi(-a) = t S(t) exp(-a^2 / 2), S of degree 6 (coefficients highest power first), fitted here
+# for the least maximum relative error over 0 <= a <= 14: 7.7e-7, a few float32 ulps, in 23
+# passes instead of the 31 of the float64 fit above.
+_PHI32_P = 0.362
+_PHI32_S = (0.047940325418129495, -0.18001655888474682, 0.17662650607654573, 0.02882520886792512,
+            0.13943195216212204, 0.14268890380899102, 0.1445039349081122)
+
+
 #: Elements per chunk of the element-wise kernels below: a chunk and its scratch arrays stay in
 #: a core's L2 cache, so each of the many passes reads cache, not main memory.
 _CHUNK = 65536
@@ -259,11 +268,25 @@ def _lower_tail(a, t, p, half_sq, xp):
     p *= t
 
 
+def _lower_tail32(a, t, p, e, xp):
+    """``_lower_tail`` with float32's fit (``_PHI32_S``); ``e`` is scratch."""
+    xp.add(a, 1.0 / _PHI32_P, out=t)
+    xp.divide(1.0 / _PHI32_P, t, out=t)          # 1 / (1 + p a) in two passes
+    xp.multiply(t, _PHI32_S[0], out=p)
+    for c in _PHI32_S[1:]:
+        p += c
+        p *= t
+    xp.multiply(a, a, out=e)
+    e *= -0.5
+    xp.exp(e, out=e)
+    p *= e
+
+
 def _gelu_exact_kernel(x, y, a, t, p):
     """``x Phi(x)`` as ``max(x, 0) - |x| Phi(-|x|)`` (no cancellation in either tail)."""
     xp = get_array_module(x)
     xp.abs(x, out=a)
-    _lower_tail(a, t, p, y, xp)
+    (_lower_tail32 if x.dtype == np.float32 else _lower_tail)(a, t, p, y, xp)
     a *= p
     xp.maximum(x, 0, out=y)
     y -= a
@@ -293,11 +316,14 @@ def _gelu_exact_grad_from_output_kernel(x, gy, y, d, sq, usable):
     """``gy (Phi(x) + x phi(x))`` with ``Phi(x) = y / x`` read from the forward's output ``y = x Phi(x)``."""
     xp = get_array_module(x)
     xp.multiply(x, x, out=sq)
-    xp.greater(sq, _TINY_SQ, out=usable)
-    if xp is np:
+    if xp is np and sq.size and sq.min() > _TINY_SQ:   # the usual chunk: no x near 0, no mask
+        np.divide(y, x, out=d)
+    elif xp is np:
+        np.greater(sq, _TINY_SQ, out=usable)
         d.fill(0.5)
         np.divide(y, x, out=d, where=usable)      # Phi(x); 1/2 where x is (nearly) 0
     else:  # pragma: no cover - CuPy
+        xp.greater(sq, _TINY_SQ, out=usable)
         d[...] = xp.where(usable, y / xp.where(usable, x, 1), 0.5)
     sq *= -0.5
     sq += _LOG_SQRT_2PI_INV
