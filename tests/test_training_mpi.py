@@ -16,7 +16,9 @@ def test_divergence_stops_every_rank(tmp_path):
     rc, stdout, err = _run(["-m", "leafgrad", "train", "--distributed", "--lr", "1e10", "--epochs", "3",
                             "--out", out], timeout=120)   # a rank left behind would hang: the timeout fails
     assert rc == 1, (rc, err)
-    assert err.count("leafgrad train: error: training diverged: the loss became nan at epoch 1, batch") == 1
+    # One rank says it, once: the loss explodes (or turns nan) in the first epoch.
+    assert err.count("leafgrad train: error: training diverged: the loss became ") == 1
+    assert "at epoch 1, batch" in err
     assert "keeps the checkpoint of epoch 0, whose weights are finite." in err
     assert "aborting" not in err and "Traceback" not in err
     with np.load(os.path.join(out, "checkpoint.npz")) as z:
