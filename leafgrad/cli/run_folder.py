@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from leafgrad._atomic import write_atomic
 from leafgrad.cli.errors import UsageError
 from leafgrad.cli.run_schema import check_record, seal
+from leafgrad.serialization import SerializationError
 from leafgrad.training import Callback, EpochMetrics, Trainer
 
 __all__ = ["METRIC_COLUMNS", "TEXT_OPTIONS", "CHECKPOINT", "WEIGHTS", "RUN_FILE", "METRICS", "RunFolder", "default_out",
@@ -120,6 +121,16 @@ def read_run(folder: str, option: str, need: Sequence[str], purpose: str) -> Dic
                          + (problems[0] if len(problems) == 1 else "\n".join([f"{len(problems)} problems:"] + problems)))
     record["config"] = dict(record["config"])
     return record
+
+
+def load_checkpoint(trainer: Trainer, path: str) -> None:
+    """``trainer.load(path)`` for ``--resume``: a damaged or unreadable checkpoint is one sentence (exit 2)."""
+    try:
+        trainer.load(path)
+    except SerializationError as err:
+        raise UsageError(f"cannot resume from {path}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot resume from {path}: {err.strerror or err}") from None
 
 
 def _record(config: Dict[str, Any], history: Sequence[EpochMetrics], data_info: Any) -> Dict[str, Any]:

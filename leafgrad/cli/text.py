@@ -24,10 +24,10 @@ import numpy as np
 from leafgrad.cli.errors import UsageError
 from leafgrad.cli.plots import plot_iteration_curves
 from leafgrad.cli.progress import IterationProgress
-from leafgrad.cli.run_folder import CHECKPOINT, METRICS, RUN_FILE, WEIGHTS, RunFolder, write_json, write_metrics
+from leafgrad.cli.run_folder import (CHECKPOINT, METRICS, RUN_FILE, WEIGHTS, RunFolder, load_checkpoint, write_json,
+                                     write_metrics)
 from leafgrad.cli.run_lock import remove_run_files
 from leafgrad.cli.run_schema import seal
-from leafgrad.serialization import SerializationError
 from leafgrad.text import CharText, TextError, TinyShakespeare
 from leafgrad.training import DivergenceError, IterationMetrics, Trainer
 
@@ -143,12 +143,7 @@ def train_text(args: argparse.Namespace, config: Dict[str, Any], previous: Optio
     folder = TextRunFolder(out, config, text.vocab, digest)
     if previous is not None:
         path = os.path.join(args.resume, CHECKPOINT)
-        try:
-            trainer.load(path)
-        except SerializationError as err:
-            raise UsageError(f"cannot resume from {path}: {err}") from None
-        except OSError as err:
-            raise UsageError(f"cannot resume from {path}: {err.strerror or err}") from None
+        load_checkpoint(trainer, path)
         say(f"resuming {args.resume} after iteration {trainer.iteration}")
         if trainer.iteration >= config["iters"]:
             say(f"the run has already trained {trainer.iteration} iterations; pass --iters N with N > "

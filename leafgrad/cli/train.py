@@ -23,11 +23,10 @@ from leafgrad.cli.options import resolve_train_options
 from leafgrad.cli.plots import (MAX_CLASSES_SHOWN, plot_confusion_matrix, plot_curves, plot_decision_boundary,
                                 plot_predictions)
 from leafgrad.cli.progress import Progress, fmt_num, fmt_pct
-from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, RunFolder, default_out, prepare_out
+from leafgrad.cli.run_folder import CHECKPOINT, WEIGHTS, RunFolder, default_out, load_checkpoint, prepare_out
 from leafgrad.cli.run_lock import RunLock, clean_temporaries, os_error_sentence, refuse_existing_run, remove_run_files
 from leafgrad.cli.table import load_file
 from leafgrad.optimizers import from_name
-from leafgrad.serialization import SerializationError
 from leafgrad.training import DIVERGENCE_FACTOR, DivergenceError, Trainer
 
 __all__ = ["cmd_train", "divergence_sentence", "make_trainer", "load_data", "build_model", "describe_model", "count_params"]
@@ -197,12 +196,7 @@ def _resume(trainer: Trainer, data: Data, previous: dict, folder: str) -> None:
                          "started (its contents differ), so the run cannot go on exactly; start a new run")
     path = os.path.join(folder, CHECKPOINT)
     trainer.initialize(data.x_train)  # every weight's shape is then known and checked by load
-    try:
-        trainer.load(path)
-    except SerializationError as err:
-        raise UsageError(f"cannot resume from {path}: {err}") from None
-    except OSError as err:
-        raise UsageError(f"cannot resume from {path}: {err.strerror or err}") from None
+    load_checkpoint(trainer, path)
 
 
 def divergence_sentence(err: DivergenceError, config: Dict[str, Any], out: str, epochs_kept: int) -> str:
