@@ -28,10 +28,12 @@ def test_gelu_bad_approximate():
         F.gelu(Variable(rand(3)), approximate="erf")
 
 
-@pytest.mark.parametrize("dtype, rtol", [(np.float32, 5e-6), (np.float64, 2e-7)])
-def test_gelu_exact_relative_accuracy_over_both_tails(dtype, rtol):
+@pytest.mark.parametrize("dtype, rtol, tail_rtol", [(np.float32, 2e-6, 1e-5), (np.float64, 2e-7, 2e-7)])
+def test_gelu_exact_relative_accuracy_over_both_tails(dtype, rtol, tail_rtol):
     # float32 has its own shorter fit, float64 the longer one: both against math.erfc, relative
-    # to the value itself (the lower tail's tiny values included, as long as they are normal)
+    # to the value itself (the lower tail's tiny values included, as long as they are normal).
+    # Below x = -6 float32's own rounding of x^2 / 2 (up to 84 at x = -13, half an ulp of it is
+    # 4e-6 relative in exp(-x^2 / 2)) allows ``tail_rtol``.
     x = np.concatenate([np.linspace(-13, 13, 20001), np.logspace(-30, 1, 200), -np.logspace(-30, 1, 200),
                         [0.0]]).astype(dtype)
     with lg.no_grad():
@@ -39,7 +41,9 @@ def test_gelu_exact_relative_accuracy_over_both_tails(dtype, rtol):
     assert y.dtype == dtype
     ref = np.array([float(v) * 0.5 * math.erfc(-float(v) / math.sqrt(2)) for v in x])
     normal = np.abs(ref) > np.finfo(dtype).tiny
-    np.testing.assert_allclose(y[normal], ref[normal], rtol=rtol, atol=0)
+    near = normal & (x >= -6)
+    np.testing.assert_allclose(y[near], ref[near], rtol=rtol, atol=0)
+    np.testing.assert_allclose(y[normal], ref[normal], rtol=tail_rtol, atol=0)
     assert np.all(np.abs(y[~normal] - ref[~normal]) <= 2 * np.finfo(dtype).tiny)
 
 
