@@ -2,6 +2,7 @@
 
 ``import leafgrad as dezero`` runs programs written for DeZero 0.0.13.
 """
+from leafgrad import allocator  # noqa: F401  (keeps freed array memory for reuse: see its docstring)
 from leafgrad.config import Config, enable_grad, is_grad_enabled, no_grad, test_mode, using_config
 from leafgrad.core import Function, Parameter, Variable, as_array, as_variable
 from leafgrad.engine import grad
@@ -30,7 +31,7 @@ is_simple_core = False
 __all__ = [
     "Variable", "Parameter", "Function", "Config", "using_config", "no_grad", "enable_grad",
     "test_mode", "is_grad_enabled", "as_variable", "as_array", "grad", "checkpoint",
-    "save_checkpoint", "load_checkpoint", "SerializationError", "memory",
+    "save_checkpoint", "load_checkpoint", "SerializationError", "memory", "allocator",
     "Layer", "Model", "Dataset", "DataLoader", "SeqDataLoader",
     "cuda", "utils", "functions", "layers", "models", "optimizers", "datasets", "dataloaders",
     "transforms", "serialization",
