@@ -13,6 +13,10 @@ more, as nanoGPT groups them); leafgrad uses ``optimizers.Adam`` where it has no
 Time: the two steps alternate, the median of each (wall clock and process CPU time) and the
 ratio leafgrad / PyTorch are printed.  The machine may be shared: only side-by-side ratios mean much.
 
+``--fresh ROUNDS`` times each framework alone in new processes instead (as a user's program runs),
+leafgrad also with ``LEAFGRAD_MALLOC=system`` (glibc's own adaptive thresholds: see ``leafgrad.allocator``).
+In one shared process the allocator's state is common to both frameworks and hides that difference.
+
 ``--kept`` lists instead what leafgrad's step keeps for backward, function by function.
 
 Memory (each framework in a fresh child process, glibc returning freed arrays to the system at
@@ -200,6 +204,45 @@ def kept_report() -> None:
           f"an array: {left}; parameter gradients {sum(p.grad.data.nbytes for p in model.params()) / 2 ** 20:.2f} MiB")
 
 
+def fresh_child(framework: str, model_py: str, repeat: int) -> float:
+    """Median process-CPU ms of ``repeat`` steps of one framework alone in this (fresh) process."""
+    data = batches(repeat + 3, seed=2)
+    step = leafgrad_setup()[1] if framework == "leafgrad" else torch_setup(model_py)[1]
+    for x, y in data[:3]:
+        step(x, y)
+    times = []
+    for x, y in data[3:]:
+        c0 = time.process_time()
+        step(x, y)
+        times.append(time.process_time() - c0)
+    return statistics.median(times) * 1e3
+
+
+def run_fresh(model_py: str, repeat: int, rounds: int) -> None:
+    """``--fresh``: each framework alone in a new process, as a user's program runs it; rounds alternate.
+
+    Three kinds of process: leafgrad as imported (it sets glibc's thresholds, ``leafgrad.allocator``),
+    leafgrad with ``LEAFGRAD_MALLOC=system`` (glibc's adaptive thresholds), and PyTorch without leafgrad.
+    """
+    kinds = (("leafgrad", "leafgrad", {}), ("leafgrad, LEAFGRAD_MALLOC=system", "leafgrad", {"LEAFGRAD_MALLOC": "system"}),
+             ("torch", "torch", {}))
+    results: dict = {label: [] for label, _, _ in kinds}
+    for _ in range(rounds):
+        for label, fw, extra in kinds:
+            env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+            env.update(extra)
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), model_py, "--fresh-child", fw,
+                                   "--repeat", str(repeat)], capture_output=True, text=True, env=env, check=True)
+            results[label].append(float(proc.stdout.strip().splitlines()[-1]))
+    torch_ms = statistics.median(results["torch"])
+    print(f"training step, each framework alone in a fresh process ({rounds} alternating rounds of {repeat} steps; "
+          f"median of the rounds' medians, process CPU time):")
+    for label, values in results.items():
+        m = statistics.median(values)
+        print(f"  {label:<34} {m:8.2f} ms   ratio to torch {m / torch_ms:.2f}x   rounds: "
+              + " ".join(f"{v:.1f}" for v in values))
+
+
 def run_memory(model_py: str) -> dict:
     import _common
     env = dict(os.environ, **_common.CHILD_ENV_MALLOC)
@@ -218,8 +261,17 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--kept", action="store_true",
                         help="only list what leafgrad's step keeps for backward (docs/attention.md)")
+    parser.add_argument("--fresh", type=int, metavar="ROUNDS", default=0,
+                        help="instead: each framework alone in fresh processes, ROUNDS alternating rounds")
     parser.add_argument("--memory-child", choices=("leafgrad", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--fresh-child", choices=("leafgrad", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.fresh_child:
+        print(fresh_child(args.fresh_child, args.model_py, args.repeat))
+        return
+    if args.fresh:
+        run_fresh(args.model_py, args.repeat, args.fresh)
+        return
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.model_py)))
         return
