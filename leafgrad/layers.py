@@ -539,8 +539,8 @@ class CausalSelfAttention(Layer):
 
     ``CausalSelfAttention(n_embd, n_head, dropout=0.0, bias=False)`` maps ``(B, T, n_embd)`` to
     ``(B, T, n_embd)``: ``c_attn`` (``n_embd -> 3 n_embd``), ``scaled_dot_product_attention`` with
-    ``causal=True`` over ``n_head`` heads, ``c_proj`` (``n_embd -> n_embd``), dropout on the
-    result in training.  Weights are drawn from ``N(0, 0.02^2)`` (``proj_std`` for ``c_proj``) with
+    ``causal=True`` over ``n_head`` heads (dropout on the attention probabilities in training),
+    ``c_proj`` (``n_embd -> n_embd``), dropout on the result in training, as nanoGPT.  Weights are drawn from ``N(0, 0.02^2)`` (``proj_std`` for ``c_proj``) with
     ``rng`` (default NumPy's global generator).  ``forward(x, cache)`` with a ``KVCache`` attends
     to the cached positions too and adds the new ones to it.
     """
@@ -568,7 +568,7 @@ class CausalSelfAttention(Layer):
                    for a in F.split(self.c_attn(x), 3, axis=2)]
         if cache is not None:
             k, v = cache.append(k, v)
-        y = F.scaled_dot_product_attention(q, k, v, causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, causal=True, dropout_p=self.dropout)
         y = F.reshape(F.transpose(y, (0, 2, 1, 3)), (B, T, C))
         y = self.c_proj(y)
         if self.dropout:

@@ -109,8 +109,8 @@ class GPT(Model):
     residual projections ``N(0, (0.02 / sqrt(2 n_layer))^2)``, biases zero, LayerNorm gains one;
     from ``np.random.RandomState(seed)``, or NumPy's global generator when ``seed`` is None.
     Every matrix and embedding is a Parameter of two axes; biases and gains have one.
-    ``dropout`` (training only) applies, as nanoGPT's, after the embeddings, the attention's
-    output projection and the MLP; not to the attention probabilities.
+    ``dropout`` (training only) applies, as nanoGPT's, after the embeddings, to the attention
+    probabilities, after the attention's output projection and after the MLP.
     """
 
     def __init__(self, vocab_size: int, block_size: int = 64, n_layer: int = 4, n_head: int = 4,

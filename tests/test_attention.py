@@ -164,3 +164,31 @@ def test_bad_shapes_are_sentences(args, kwargs, match):
 def test_integer_mask_is_refused():
     with pytest.raises(TypeError, match="scaled_dot_product_attention: mask must be boolean"):
         F.scaled_dot_product_attention(np.ones((3, 4)), np.ones((3, 4)), np.ones((3, 2)), mask=np.ones((3, 3), int))
+
+
+def test_dropout_matches_reference_and_keeps_only_its_boolean_mask():
+    q, k, v = qkv(2, 5, 4)
+    np.random.seed(3)
+    y = F.scaled_dot_product_attention(Variable(q), Variable(k), Variable(v), causal=True, dropout_p=0.25)
+    # the reference draws the mask as F.dropout draws it, after the probabilities
+    np.random.seed(3)
+    s = q @ np.swapaxes(k, -1, -2) / 2.0 + np.triu(np.full((5, 5), -np.inf), 1)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    keep = np.random.rand(*p.shape) > 0.25
+    np.testing.assert_allclose(y.data, (p * keep / 0.75) @ v, rtol=1e-12)
+    mask, kept = y.creator.saved
+    assert mask is None and kept.dtype == bool and np.array_equal(kept, keep)
+
+
+def test_dropout_only_in_training_mode():
+    q, k, v = qkv(2, 5, 4)
+    with lg.test_mode():
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    np.testing.assert_allclose(y.data, reference(q, k, v), rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_dropout_p_out_of_range_is_a_sentence(p):
+    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: dropout_p must be in \[0, 1\)"):
+        F.scaled_dot_product_attention(np.ones((3, 4)), np.ones((3, 4)), np.ones((3, 2)), dropout_p=p)

@@ -71,6 +71,11 @@ def _dropout(x):
     return F.dropout(x, 0.4)
 
 
+def _attention_dropout(q, k, v):
+    np.random.seed(7)  # the same dropout mask at every evaluation
+    return F.scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.4)
+
+
 def _running_stats(x, n):
     """Fresh running mean and variance for ``batch_norm`` (which updates them), on ``x``'s device."""
     xp = lg.cuda.get_array_module(x)
@@ -220,6 +225,8 @@ CASES = [
       [rnd("q", 3, 4), rnd("k", 4, 4), rnd("v", 4, 2)], of="scaled_dot_product_attention"),
     C("scaled_dot_product_attention_broadcast_kv", F.scaled_dot_product_attention,
       [rnd("q", 2, 3, 4), rnd("k", 1, 3, 4), rnd("v", 3, 2)], of="scaled_dot_product_attention"),
+    C("scaled_dot_product_attention_dropout", _attention_dropout,
+      [rnd("q", 2, 3, 4), rnd("k", 2, 4, 4), rnd("v", 2, 4, 2)], of="scaled_dot_product_attention"),
     C("attention_probabilities", lambda q, k: AttentionProbabilities(0.5, True)(q, k),
       [rnd("q", 2, 3, 4), rnd("k", 2, 3, 4)], of=None),
     # ---- losses -------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from typing import Any, Optional
 import numpy as np
 
 from leafgrad import ops
-from leafgrad.checks import ARRAY, BOOL, OPTIONAL_ARRAY, checked, shape_of
-from leafgrad.config import is_grad_enabled
+from leafgrad.checks import ARRAY, BOOL, NUMBER, OPTIONAL_ARRAY, checked, shape_of
+from leafgrad.config import Config, is_grad_enabled
 from leafgrad.core import Function, Variable
 from leafgrad.cuda import array_types, get_array_module
 
@@ -137,41 +137,56 @@ class AttentionProbabilities(Function):
 
 
 class ScaledDotProductAttention(Function):
-    """``p v`` with ``p = softmax(q k^T * scale + mask)``.
+    """``p v`` with ``p = softmax(q k^T * scale + mask)`` (with dropout: ``p * keep / (1 - dropout_p)``).
 
-    Keeps ``q``, ``k`` and ``v`` (and a reference to the caller's mask): neither the
-    scores nor the probabilities.  Backward recomputes ``p`` from ``q`` and ``k`` (one
-    ``(..., Tq, Tk)`` product and softmax), as an ``AttentionProbabilities`` node on the
-    recorded walk, so the gradient is differentiable again.
+    Keeps ``q``, ``k`` and ``v`` (and a reference to the caller's mask, and with dropout the
+    boolean ``keep`` array): neither the scores nor the probabilities.  Backward recomputes ``p``
+    from ``q`` and ``k`` (one ``(..., Tq, Tk)`` product and softmax), as an
+    ``AttentionProbabilities`` node on the recorded walk, so the gradient is differentiable again.
     """
 
     retain_inputs = (0, 1, 2)
     float_inputs = (0, 1, 2)
     fresh_gradients = True
 
-    def __init__(self, scale: float, causal: bool) -> None:
+    def __init__(self, scale: float, causal: bool, dropout_p: float = 0.0) -> None:
         self.scale = scale
         self.causal = causal
+        self.dropout_p = dropout_p
 
     def forward(self, q, k, v, mask=None):
-        if mask is not None and is_grad_enabled():
-            self.save_for_backward(mask)
+        xp = get_array_module(q)
         p = _probabilities(q, k, mask, self.scale, self.causal)
-        return get_array_module(p).matmul(p, v)
+        keep = None
+        if self.dropout_p:  # drawn as F.dropout draws: rand > ratio, from NumPy's (CuPy's) global generator
+            keep = xp.random.rand(*p.shape) > self.dropout_p
+            p *= keep
+            p *= 1.0 / (1.0 - self.dropout_p)
+        if is_grad_enabled() and (mask is not None or keep is not None):
+            self.save_for_backward(mask, keep)
+        return xp.matmul(p, v)
 
     def backward(self, gy):
         q, k, v = self.get_retained_inputs()
-        mask = self.saved[0] if self.saved else None
+        mask, keep = self.saved if self.saved else (None, None)
         if ops.is_variable(q, k, v):  # recorded: p as a node of the graph on q and k
             probs = AttentionProbabilities(self.scale, self.causal)
             p = probs(q, k) if mask is None else probs(q, k, mask)
         else:
             p = _probabilities(q, k, mask, self.scale, self.causal)
         need = self.needs_input_grad
-        gv = ops.sum_to(ops.matmul(ops.transpose(p, _swap(p.ndim)), gy), v.shape) if need[2] else None
+        kept = None  # the dropout as a constant factor, in the inputs' float type
+        if keep is not None:
+            kept = keep.astype(ops.data(q).dtype)
+            kept *= 1.0 / (1.0 - self.dropout_p)
+        pd = p if kept is None else p * kept
+        gv = ops.sum_to(ops.matmul(ops.transpose(pd, _swap(pd.ndim)), gy), v.shape) if need[2] else None
+        del pd
         gq = gk = None
         if need[0] or need[1]:
             gp = ops.matmul(gy, ops.transpose(v, _swap(v.ndim)))
+            if kept is not None:
+                gp = ops.mul(gp, kept, overwrite_a=True)
             gq, gk = _probabilities_backward(p, gp, q, k, self.scale, need[0], need[1])
         return (gq, gk, gv) if len(need) == 3 else (gq, gk, gv, None)
 
@@ -188,8 +203,9 @@ def _data(x: Any) -> Any:
     return x if isinstance(x, array_types) else np.asarray(x)
 
 
-@checked(q=ARRAY, k=ARRAY, v=ARRAY, mask=OPTIONAL_ARRAY, causal=BOOL)
-def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False) -> Variable:
+@checked(q=ARRAY, k=ARRAY, v=ARRAY, mask=OPTIONAL_ARRAY, causal=BOOL, dropout_p=NUMBER)
+def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False,
+                                 dropout_p: float = 0.0) -> Variable:
     """``softmax(q k^T / sqrt(D) + mask) v`` over the last two axes, as ``torch.nn.functional.scaled_dot_product_attention``.
 
     ``q`` is ``(..., Tq, D)``, ``k`` ``(..., Tk, D)``, ``v`` ``(..., Tk, Dv)`` (e.g. ``(B, H, T, D)``; the
@@ -197,9 +213,15 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, causa
     ``(..., Tq, Tk)``, is boolean (True: may attend) or additive (floats, ``-inf`` to block); it gets
     no gradient.  ``causal=True`` lets query ``i`` attend keys ``0 .. Tk - Tq + i``: with ``Tq < Tk``
     the queries are the last ``Tq`` positions (a key/value cache).  A query that may attend no key gets NaN.
-    Backward keeps ``q``, ``k`` and ``v`` only; it recomputes the probabilities.
+    ``dropout_p``: in training mode (``Config.train``, as ``F.dropout``) each probability is zeroed
+    with that chance and the rest scaled by ``1 / (1 - dropout_p)``, the mask drawn as ``F.dropout``
+    draws it; under ``test_mode()`` there is no dropout.
+    Backward keeps ``q``, ``k`` and ``v`` only (and with dropout its boolean mask, a quarter of the
+    probabilities' bytes in float32); it recomputes the probabilities.
     """
     name = "scaled_dot_product_attention"
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{name}: dropout_p must be in [0, 1), got {dropout_p}")
     qs, ks, vs = shape_of(q), shape_of(k), shape_of(v)
     if len(qs) < 2 or len(ks) < 2 or len(vs) < 2:
         raise ValueError(f"{name}: q, k and v need at least two axes (..., T, D), got shapes {qs}, {ks}, {vs}")
@@ -218,7 +240,7 @@ def scaled_dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, causa
     if causal and tq > tk:
         raise ValueError(f"{name}: causal attention needs no more queries than keys, got Tq={tq} > Tk={tk}")
     scale = 1.0 / math.sqrt(qs[-1]) if qs[-1] else 1.0
-    node = ScaledDotProductAttention(scale, causal)
+    node = ScaledDotProductAttention(scale, causal, float(dropout_p) if Config.train else 0.0)
     if mask is None:
         return node(q, k, v)
     m = _data(mask)
