@@ -23,7 +23,6 @@ On systems without glibc (macOS, Windows, musl) it does nothing and returns Fals
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 

@@ -476,7 +476,8 @@ def gelu(x: Any, approximate: str = "none") -> Variable:
     """Gaussian error linear unit ``x * Phi(x)``, as ``torch.nn.functional.gelu``.
 
     ``approximate="none"`` uses the normal CDF (fits of erfc relative to the value itself, tails
-    included: about 1e-7 in float64, 2e-6 in float32 for x >= -6); ``"tanh"`` uses ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+    included: about 1e-7 in float64, 2e-6 in float32 for x >= -6); ``"tanh"`` uses
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
     """
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
